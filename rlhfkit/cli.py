@@ -1,0 +1,74 @@
+"""`rlhfkit <stage>`: parse the stage's config from YAML and dotted flags, then run the stage.
+
+Nothing else lives here: each stage is `run(cfg)` in its own module.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from rlhfkit import config as C
+
+# (name, config class, "module:function") per stage; modules import lazily so --help is fast
+STAGES = {
+    "pretrain": (C.PretrainConfig, "rlhfkit.train.pretrain:run"),
+    "sft": (C.SFTConfig, "rlhfkit.train.sft:run"),
+    "eval": (C.EvalConfig, "rlhfkit.evaluate.run:run"),
+    "demo": (C.DemoConfig, "rlhfkit.demo:run"),
+}
+DATA_TASKS = {"tldr": (C.DataTldrConfig, "rlhfkit.tasks.tldr.export:run")}
+
+
+def _first_line(cls: type) -> str:
+    line = (cls.__doc__ or "").strip().splitlines()[0]
+    return line.split(": ", 1)[1] if line.startswith("`") else line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlhfkit", description="RLHF and its supervised alternatives, "
+                                     "end to end. Run `rlhfkit <stage> --help` for a stage's options.")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    data = stages.add_parser("data", help="write a built-in task's data sets")
+    tasks = data.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name, (cls, _) in DATA_TASKS.items():
+        sp = tasks.add_parser(name, help=_first_line(cls), description=_first_line(cls))
+        C.add_arguments(sp, cls)
+    for name, (cls, _) in STAGES.items():
+        sp = stages.add_parser(name, help=_first_line(cls), description=_first_line(cls))
+        C.add_arguments(sp, cls)
+    return parser
+
+
+def _call(target: str, cfg) -> object:
+    import importlib
+    module, fn = target.split(":")
+    return getattr(importlib.import_module(module), fn)(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cls, target = DATA_TASKS[args.task] if args.stage == "data" else STAGES[args.stage]
+    for key in ("stage", "task"):
+        vars(args).pop(key, None)
+    try:
+        cfg = C.from_args(cls, args)
+    except C.ConfigError as e:
+        print(f"rlhfkit {sys.argv[1] if len(sys.argv) > 1 else ''}: config error: {e}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from rlhfkit.data.records import DataError
+    from rlhfkit.models.lm import ModelError
+    try:
+        result = _call(target, cfg)
+    except (DataError, ModelError) as e:
+        print(f"rlhfkit: error: {e}", file=sys.stderr)
+        return 1
+    if isinstance(result, dict) and not getattr(cfg, "json", False):
+        print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Configs: one nested dataclass tree per stage, loaded from YAML and dotted CLI overrides.
+
+Every field has a default and one line of help (`opt(default, "help")`); the command line is
+generated from the tree, so `--help` cannot go stale. Precedence: defaults < `--config FILE`
+(YAML, nested like the tree) < dotted overrides (`--sft.lr 3e-4 --task.seed 7`). Each stage's
+`validate()` rejects contradictions with a message that names the fields.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def opt(default: Any, help: str) -> Any:
+    """A config field with its default and its help line."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def sub(factory: Any, help: str) -> Any:
+    """A nested config section; `factory` is its class, or a lambda giving stage-specific defaults."""
+    return field(default_factory=factory, metadata={"help": help})
+
+
+class ConfigError(ValueError):
+    """A config that contradicts itself or names an unknown field."""
+
+
+# ---- Sections shared by the stages -----------------------------------------------------
+@dataclass
+class TaskConfig:
+    """The built-in synthetic TL;DR world."""
+    seed: int = opt(0, "world seed: posts, references and labels are deterministic from it")
+    n_pretrain: int = opt(12000, "posts in the pretraining corpus")
+    n_train: int = opt(3000, "training prompts (demonstrations, comparisons)")
+    n_valid: int = opt(200, "validation prompts")
+    n_test: int = opt(500, "held-out test prompts for evaluation")
+    n_stats: int = opt(2000, "reference pairs used by `data tldr --stats`")
+
+    def validate(self) -> None:
+        for name in ("n_pretrain", "n_train", "n_valid", "n_test", "n_stats"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"task.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by the training stages."""
+    lr: float = opt(1e-3, "peak learning rate (AdamW), linear warmup then cosine decay")
+    weight_decay: float = opt(0.0, "AdamW weight decay")
+    batch_size: int = opt(32, "sequences per optimizer step")
+    epochs: float = opt(1.0, "passes over the training data")
+    warmup_steps: int = opt(20, "linear warmup steps")
+    grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)")
+    seed: int = opt(0, "seed for initialisation, shuffling and dropout")
+    dtype: str = opt("float32", "float32 or bfloat16 (autocast); never float16 on CPU")
+    checkpoint_every: int = opt(200, "optimizer steps between resumable checkpoints (0: only at the end)")
+    threads: int = opt(0, "torch CPU threads (0: torch's default)")
+
+    def validate(self, prefix: str) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"{prefix}.lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ConfigError(f"{prefix}.batch_size must be >= 1, got {self.batch_size}")
+        if self.epochs <= 0:
+            raise ConfigError(f"{prefix}.epochs must be > 0, got {self.epochs}")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"{prefix}.dtype must be float32 or bfloat16, got {self.dtype!r}")
+
+
+@dataclass
+class ArchConfig:
+    """Shape of the small Llama model `rlhfkit pretrain` builds."""
+    vocab_size: int = opt(1024, "BPE vocabulary size, special tokens included")
+    hidden_size: int = opt(192, "model width")
+    intermediate_size: int = opt(512, "MLP width")
+    num_layers: int = opt(4, "transformer blocks")
+    num_heads: int = opt(6, "attention heads")
+    max_len: int = opt(320, "context length in tokens (prompt + response)")
+
+    def validate(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"arch.hidden_size ({self.hidden_size}) must be divisible by "
+                              f"arch.num_heads ({self.num_heads})")
+        if self.vocab_size < 300:
+            raise ConfigError(f"arch.vocab_size must be >= 300 (256 bytes + specials), got {self.vocab_size}")
+
+
+@dataclass
+class SampleConfig:
+    """How a policy is sampled."""
+    temperature: float = opt(0.7, "sampling temperature")
+    max_new_tokens: int = opt(64, "response length limit in tokens")
+    batch_size: int = opt(64, "prompts per generation batch")
+    seed: int = opt(1234, "sampling seed (fixed, so methods are compared on the same draws)")
+
+    def validate(self, prefix: str) -> None:
+        if self.temperature <= 0:
+            raise ConfigError(f"{prefix}.temperature must be > 0, got {self.temperature}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"{prefix}.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+# ---- One config per stage ----------------------------------------------------------------
+@dataclass
+class DataTldrConfig:
+    """`rlhfkit data tldr`: write the world's data sets, or print its statistics."""
+    out: str = opt("", "directory to write JSONL files into (not needed with --stats)")
+    stats: bool = opt(False, "compute the world's statistics instead of writing files")
+    json: bool = opt(False, "with --stats: print one JSON object on stdout")
+    k: int = opt(4, "answers per K-way ranking")
+    task: TaskConfig = sub(TaskConfig, "the world")
+
+    def validate(self) -> None:
+        self.task.validate()
+        if not self.stats and not self.out:
+            raise ConfigError("data tldr needs --out DIR (or --stats)")
+        if self.k < 2:
+            raise ConfigError(f"k must be >= 2, got {self.k}")
+
+
+@dataclass
+class PretrainConfig:
+    """`rlhfkit pretrain`: train the BPE tokenizer and the base model on the world's text."""
+    out: str = opt("models/tldr-base", "output directory (a Hugging Face model directory)")
+    task: TaskConfig = sub(TaskConfig, "the world whose text is the corpus")
+    arch: ArchConfig = sub(ArchConfig, "model shape")
+    train: TrainConfig = sub(lambda: TrainConfig(epochs=2.0, dtype="bfloat16", checkpoint_every=100),
+                             "optimisation")
+
+    def validate(self) -> None:
+        self.task.validate()
+        self.arch.validate()
+        self.train.validate("train")
+
+
+@dataclass
+class SFTConfig:
+    """`rlhfkit sft`: supervised fine-tuning on demonstrations (loss on response tokens only)."""
+    model: str = opt("models/tldr-base", "local Hugging Face causal-LM directory to start from")
+    data: str = opt("tldr", "'tldr' (the built-in world) or a JSONL / Parquet file or `datasets` directory")
+    valid_data: str = opt("", "optional held-out file in the same format, for the validation loss")
+    out: str = opt("runs/sft", "output directory: the fine-tuned model and its checkpoints")
+    max_len: int = opt(0, "longest prompt + response in tokens (0: the model's context length)")
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    task: TaskConfig = sub(TaskConfig, "the world, when data is 'tldr'")
+    train: TrainConfig = sub(TrainConfig, "optimisation")
+
+    def validate(self) -> None:
+        self.task.validate()
+        self.train.validate("train")
+        if not self.model:
+            raise ConfigError("sft needs --model DIR")
+        if self.max_len < 0:
+            raise ConfigError(f"max_len must be >= 0, got {self.max_len}")
+
+
+@dataclass
+class EvalConfig:
+    """`rlhfkit eval`: judge policies on held-out prompts against the reference TL;DRs."""
+    policies: str = opt("sft=runs/sft", "comma-separated name=DIR pairs, e.g. 'base=models/tldr-base,sft=runs/sft'")
+    kl_ref: str = opt("runs/sft", "model the KL of each policy is measured against (the SFT policy)")
+    out: str = opt("runs/eval", "directory for results.json and report.md")
+    n_prompts: int = opt(500, "held-out test prompts to evaluate on")
+    bootstrap: int = opt(2000, "bootstrap resamples for the 95% confidence intervals")
+    task: TaskConfig = sub(TaskConfig, "the world")
+    sample: SampleConfig = sub(SampleConfig, "sampling")
+
+    def validate(self) -> None:
+        self.task.validate()
+        self.sample.validate("sample")
+        if self.n_prompts > self.task.n_test:
+            raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
+        parse_policies(self.policies)
+
+
+@dataclass
+class DemoConfig:
+    """`rlhfkit demo`: the built-in experiment, end to end (world -> SFT -> eval -> report)."""
+    out: str = opt("runs/demo", "directory for every stage's output and the report")
+    base_model: str = opt("models/tldr-base", "the shipped base model to start from")
+    task: TaskConfig = sub(TaskConfig, "the world")
+    sft: TrainConfig = sub(TrainConfig, "SFT optimisation")
+    eval: SampleConfig = sub(SampleConfig, "sampling for evaluation")
+    n_prompts: int = opt(500, "held-out test prompts to evaluate on")
+
+    def validate(self) -> None:
+        self.task.validate()
+        self.sft.validate("sft")
+        self.eval.validate("eval")
+        if self.n_prompts > self.task.n_test:
+            raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
+
+
+def parse_policies(spec: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"policies: expected name=DIR, got {item!r}")
+        out[name] = path
+    if not out:
+        raise ConfigError("policies: give at least one name=DIR")
+    return out
+
+
+# ---- YAML and the command line ---------------------------------------------------------
+def _field_type(cls: type, f: dataclasses.Field) -> Any:
+    return typing.get_type_hints(cls)[f.name]
+
+
+def _walk(cls: type, prefix: str = ""):
+    """Yield (dotted name, field type, field) for every leaf of a config tree."""
+    for f in dataclasses.fields(cls):
+        t = _field_type(cls, f)
+        if dataclasses.is_dataclass(t):
+            yield from _walk(t, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", t, f
+
+
+def _convert(value: Any, t: Any, name: str) -> Any:
+    if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
+        t = next(a for a in typing.get_args(t) if a is not type(None))
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: expected true/false, got {value!r}")
+    try:
+        return t(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {t.__name__}, got {value!r}") from None
+
+
+def get_dotted(cfg: Any, name: str) -> Any:
+    for part in name.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def set_dotted(cfg: Any, name: str, value: Any) -> None:
+    *path, leaf = name.split(".")
+    node = cfg
+    for part in path:
+        if not hasattr(node, part):
+            raise ConfigError(f"unknown config field {name!r}")
+        node = getattr(node, part)
+    fields = {f.name: f for f in dataclasses.fields(node)}
+    if leaf not in fields or dataclasses.is_dataclass(_field_type(type(node), fields[leaf])):
+        raise ConfigError(f"unknown config field {name!r}")
+    setattr(node, leaf, _convert(value, _field_type(type(node), fields[leaf]), name))
+
+
+def apply_yaml(cfg: Any, path: str | Path) -> None:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+
+    def flat(d: dict, prefix: str = ""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+    for name, value in flat(data):
+        try:
+            set_dotted(cfg, name, value)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file with values for this stage")
+    defaults = cls()
+    for name, t, f in _walk(cls):
+        default = get_dotted(defaults, name)
+        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS,
+                                  "help": f"{f.metadata.get('help', '')} (default: {default!r})"}
+        if t is bool:  # `--stats` alone means true; `--stats false` works too
+            kwargs.update(nargs="?", const="true", metavar="BOOL")
+        else:
+            kwargs["metavar"] = getattr(t, "__name__", "VALUE").upper()
+        parser.add_argument(f"--{name}", **kwargs)
+
+
+def from_args(cls: type, args: argparse.Namespace) -> Any:
+    cfg = cls()
+    given = vars(args)
+    if given.get("config"):
+        apply_yaml(cfg, given["config"])
+    for name, _, _ in _walk(cls):
+        if name in given:
+            set_dotted(cfg, name, given[name])
+    cfg.validate()
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,107 @@
+"""Causal LMs: build a small Llama from a config, load any local Hugging Face directory, save
+checkpoints atomically.
+
+    model, tok = load_causal_lm("models/tldr-base")
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+from rlhfkit.config import ArchConfig
+
+
+class ModelError(ValueError):
+    """A model directory that cannot be used as asked."""
+
+
+def build_llama(arch: ArchConfig, tokenizer) -> LlamaForCausalLM:
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=arch.hidden_size, intermediate_size=arch.intermediate_size,
+        num_hidden_layers=arch.num_layers, num_attention_heads=arch.num_heads,
+        num_key_value_heads=arch.num_heads, max_position_embeddings=arch.max_len,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        attention_dropout=0.0,  # dropout off: RLHF recomputes log-probs and needs them deterministic
+    )
+    return LlamaForCausalLM(config)
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A model directory, or a stage directory holding one in `model/` (e.g. `runs/sft`)."""
+    path = Path(path)
+    if not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
+        return path / "model"
+    return path
+
+
+def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) from a local directory, checked to belong together."""
+    path = resolve_model_dir(path)
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{path}: not a Hugging Face model directory (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model.eval()
+    check_tokenizer(model, tokenizer, str(path))
+    if tokenizer.pad_token is None:  # common for hub models; a distinct pad keeps EOS learnable
+        tokenizer.add_special_tokens({"pad_token": "<pad>"})
+        model.resize_token_embeddings(len(tokenizer))
+    return model, tokenizer
+
+
+def check_tokenizer(model: PreTrainedModel, tokenizer, where: str) -> None:
+    n_embed = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > n_embed:
+        raise ModelError(f"{where}: tokenizer has {len(tokenizer)} tokens but the model embeds only "
+                         f"{n_embed}: they do not belong together")
+    if tokenizer.eos_token_id is None:
+        raise ModelError(f"{where}: tokenizer has no eos_token; responses could never end")
+    eos = model.config.eos_token_id
+    eos = eos if isinstance(eos, list) else [eos]
+    if model.config.eos_token_id is not None and tokenizer.eos_token_id not in eos:
+        raise ModelError(f"{where}: tokenizer eos_token_id {tokenizer.eos_token_id} differs from the model's "
+                         f"eos_token_id {model.config.eos_token_id}: they do not belong together")
+
+
+def context_length(model: PreTrainedModel) -> int:
+    return int(getattr(model.config, "max_position_embeddings", 2048))
+
+
+def save_atomic(path: str | Path, write) -> None:
+    """Write a directory atomically: `write(tmp_dir)` fills a sibling, which then replaces `path`.
+    A kill at any moment leaves either the old directory or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_atomic(path: str | Path) -> None:
+    """Finish a `save_atomic` that was killed between its two renames."""
+    path = Path(path)
+    old = path.with_name(path.name + ".old")
+    if not path.exists() and old.exists():
+        os.replace(old, path)
+
+
+def save_model(path: str | Path, model: PreTrainedModel, tokenizer) -> None:
+    def write(d: Path) -> None:
+        model.save_pretrained(d, safe_serialization=True)
+        tokenizer.save_pretrained(d)
+    save_atomic(path, write)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

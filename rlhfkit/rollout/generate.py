@@ -1,0 +1,68 @@
+"""Step 1 of the data flow: prompts -> Rollout, by sampling the policy with a KV cache.
+
+Sampling is plain temperature sampling (no top-k / top-p), and log-probs are recomputed with
+the logits divided by the same temperature, so they are the log-probs of the distribution
+that was actually sampled (a mismatch here is how peers got negative KL estimates).
+"""
+from __future__ import annotations
+
+import torch
+
+from rlhfkit.rollout.types import Rollout
+
+
+def encode_prompts(prompts: list[str], tokenizer, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded prompt ids and mask, (B, P), BOS first as in SFT."""
+    rows = []
+    for i, p in enumerate(prompts):
+        ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+        if tokenizer.bos_token_id is not None:
+            ids = [tokenizer.bos_token_id] + ids
+        if len(ids) >= max_len:
+            raise ValueError(f"prompt {i} is {len(ids)} tokens; the model's context is {max_len}")
+        rows.append(ids)
+    P = max(len(r) for r in rows)
+    ids = torch.full((len(rows), P), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), P), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, P - len(r):] = torch.tensor(r)
+        mask[i, P - len(r):] = 1
+    return ids, mask
+
+
+def truncate_after_eos(response_ids: torch.Tensor, eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask (and pad) every token after the first EOS; the EOS itself stays. Returns (ids, mask)."""
+    is_eos = response_ids == eos_id
+    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0      # strictly after the first EOS
+    mask = (~after).long()
+    return response_ids.masked_fill(after, pad_id), mask
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
+                   temperature: float) -> torch.Tensor:
+    """log pi(token_t | tokens_<t) / T-scaled, for the last n_response positions: (B, R)."""
+    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+    logits = logits[:, -n_response - 1:-1].float() / temperature        # (B, R, V)
+    targets = input_ids[:, -n_response:]                                 # (B, R)
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], *, temperature: float, max_new_tokens: int,
+             seed: int) -> Rollout:
+    max_len = int(getattr(model.config, "max_position_embeddings", 2048))
+    prompt_ids, prompt_mask = encode_prompts(prompts, tokenizer, max_len - max_new_tokens)
+    torch.manual_seed(seed)
+    out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
+                         temperature=temperature, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         use_cache=True)
+    response = out[:, prompt_ids.size(1):]
+    response, response_mask = truncate_after_eos(response, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    ended = ((response == tokenizer.eos_token_id) & (response_mask == 1)).any(dim=1)
+    input_ids = torch.cat([prompt_ids, response], dim=1)
+    mask = torch.cat([prompt_mask, response_mask], dim=1)
+    logprobs = token_logprobs(model, input_ids, mask, response.size(1), temperature) * response_mask
+    texts = tokenizer.batch_decode(response, skip_special_tokens=True)
+    return Rollout(prompt_ids, prompt_mask, response, response_mask, logprobs, texts, ended)

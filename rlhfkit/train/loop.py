@@ -1,0 +1,118 @@
+"""The supervised training loop shared by `pretrain` and `sft`: batches, AdamW with warmup and
+cosine decay, gradient clipping, a progress bar, atomic checkpoints and exact resume.
+
+A stage directory holds `model/` (the final Hugging Face model), `checkpoint/` (model +
+`trainer_state.pt`: optimizer, scheduler, step, RNG) and `log.jsonl` (one line per step).
+A killed run started again with the same config continues from its last checkpoint, with
+the same data order, as if it had not stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from rlhfkit.algorithms.sft import sft_loss
+from rlhfkit.config import TrainConfig
+from rlhfkit.data.collate import Example, pad_batch
+from rlhfkit.models.lm import recover_atomic, save_atomic, save_model
+
+
+def lr_lambda(step: int, warmup: int, total: int) -> float:
+    """Linear warmup to the peak, then cosine decay to 10% of it."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
+    """The data order of an epoch: a function of (seed, epoch) alone, so resume can rebuild it."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def batch_at(examples: list[Example], step: int, batch_size: int, seed: int) -> list[Example]:
+    steps_per_epoch = math.ceil(len(examples) / batch_size)
+    epoch, k = divmod(step, steps_per_epoch)
+    order = epoch_order(len(examples), epoch, seed)
+    return [examples[i] for i in order[k * batch_size:(k + 1) * batch_size]]
+
+
+def fit(model, tokenizer, examples: list[Example], cfg: TrainConfig, out: Path, *, resume: bool = True,
+        desc: str = "train", evaluate: Callable[[], dict] | None = None) -> dict:
+    """Train `model` on `examples`; write `out/model`. Returns the last logged stats."""
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    total = max(1, math.ceil(cfg.epochs * math.ceil(len(examples) / cfg.batch_size)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  betas=(0.9, 0.95), eps=1e-8)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total))
+    step = _resume(model, optimizer, scheduler, out / "checkpoint") if resume else 0
+    if not resume:
+        torch.manual_seed(cfg.seed)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
+    model.train()
+    stats: dict = {}
+    log = (out / "log.jsonl").open("a")
+    bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True)
+    t0, tokens = time.time(), 0
+    while step < total:
+        batch = pad_batch(batch_at(examples, step, cfg.batch_size, cfg.seed), tokenizer.pad_token_id)
+        with autocast:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss, stats = sft_loss(logits, batch["labels"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        tokens += int(batch["attention_mask"].sum())
+        stats.update(step=step, lr=scheduler.get_last_lr()[0], tok_per_s=tokens / (time.time() - t0))
+        bar.update(1)
+        bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.1e}", tok_s=f"{stats['tok_per_s']:.0f}")
+        if evaluate is not None and (step % max(1, total // 5) == 0 or step == total):
+            stats.update(evaluate())
+            model.train()
+        log.write(json.dumps(stats) + "\n")
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+            log.flush()
+            _save_checkpoint(model, tokenizer, optimizer, scheduler, step, out / "checkpoint")
+    bar.close()
+    log.close()
+    model.eval()
+    save_model(out / "model", model, tokenizer)
+    return stats
+
+
+def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, path: Path) -> None:
+    def write(d: Path) -> None:
+        model.save_pretrained(d, safe_serialization=True)
+        tokenizer.save_pretrained(d)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+                    "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}, d / "trainer_state.pt")
+    save_atomic(path, write)
+
+
+def _resume(model, optimizer, scheduler, path: Path) -> int:
+    recover_atomic(path)
+    if not (path / "trainer_state.pt").is_file():
+        return 0
+    from safetensors.torch import load_file
+    model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
+    state = torch.load(path / "trainer_state.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    tqdm.write(f"resuming from {path} at step {state['step']}")
+    return int(state["step"])
