@@ -26,12 +26,12 @@ class Labeler:
 
 
 LABELERS = (
-    Labeler("steady", 0.63),
-    Labeler("quick", 0.85),
-    Labeler("verbose-fan", 0.68, length_bias=0.015),
-    Labeler("skimmer", 0.63, skim_words=35),
-    Labeler("picky", 0.53),
-    Labeler("tired", 0.95),
+    Labeler("steady", 0.70),
+    Labeler("quick", 0.95),
+    Labeler("verbose-fan", 0.76, length_bias=0.015),
+    Labeler("skimmer", 0.70, skim_words=35),
+    Labeler("picky", 0.60),
+    Labeler("tired", 1.06),
 )
 
 
