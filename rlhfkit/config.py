@@ -152,7 +152,7 @@ class SFTConfig:
     max_len: int = opt(0, "longest prompt + response in tokens (0: the model's context length)")
     resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
     task: TaskConfig = sub(TaskConfig, "the world, when data is 'tldr'")
-    train: TrainConfig = sub(TrainConfig, "optimisation")
+    train: TrainConfig = sub(lambda: TrainConfig(epochs=2.0), "optimisation")
 
     def validate(self) -> None:
         self.task.validate()
@@ -188,7 +188,7 @@ class DemoConfig:
     out: str = opt("runs/demo", "directory for every stage's output and the report")
     base_model: str = opt("models/tldr-base", "the shipped base model to start from")
     task: TaskConfig = sub(TaskConfig, "the world")
-    sft: TrainConfig = sub(TrainConfig, "SFT optimisation")
+    sft: TrainConfig = sub(lambda: TrainConfig(epochs=2.0), "SFT optimisation")
     eval: SampleConfig = sub(SampleConfig, "sampling for evaluation")
     n_prompts: int = opt(500, "held-out test prompts to evaluate on")
 

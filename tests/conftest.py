@@ -1,0 +1,34 @@
+"""Shared fixtures: a tiny Llama and tokenizer built from config, never from a hub."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+    os.environ[var] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(2)
+
+from rlhfkit.config import ArchConfig  # noqa: E402
+from rlhfkit.models.lm import build_llama, save_model  # noqa: E402
+from rlhfkit.models.tokenizer import train_tokenizer  # noqa: E402
+from rlhfkit.train.pretrain import corpus  # noqa: E402
+
+TINY = ArchConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, max_len=320)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return train_tokenizer(corpus(0, "pretrain", 300), TINY.vocab_size)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
+    """A tiny untrained Llama saved as a Hugging Face directory."""
+    torch.manual_seed(0)
+    model = build_llama(TINY, tiny_tokenizer)
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    save_model(path, model, tiny_tokenizer)
+    return path

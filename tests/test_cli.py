@@ -1,0 +1,76 @@
+"""Each stage run as a user runs it: the `rlhfkit` command in a subprocess, on a tiny world."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rlhfkit.cli import DATA_TASKS, STAGES
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+       "TOKENIZERS_PARALLELISM": "false"}
+TINY_TASK = ["--task.n_train", "64", "--task.n_valid", "16", "--task.n_test", "16"]
+
+
+def rlhfkit(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "rlhfkit.cli", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"rlhfkit {' '.join(map(str, args))} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.mark.parametrize("stage", [*STAGES, *(f"data {t}" for t in DATA_TASKS)])
+def test_every_stage_has_help(stage):
+    out = rlhfkit(*stage.split(), "--help").stdout
+    assert "--config" in out and "default:" in out
+
+
+def test_stats_json_is_one_object_on_stdout():
+    proc = rlhfkit("data", "tldr", "--stats", "--json", "--task.n_stats", "200")
+    stats = json.loads(proc.stdout)
+    assert {"labeler_gold_agreement", "labeler_labeler_agreement", "oracle_winrate_vs_reference",
+            "flip_loses_rate"} <= set(stats)
+
+
+def test_data_tldr_writes_common_formats(tmp_path):
+    rlhfkit("data", "tldr", "--out", tmp_path, *TINY_TASK)
+    first = lambda name: json.loads((tmp_path / name).read_text().splitlines()[0])  # noqa: E731
+    assert set(first("sft_train.jsonl")) == {"prompt", "completion"}
+    assert set(first("comparisons.jsonl")) == {"prompt", "chosen", "rejected", "labeler"}
+    assert len(first("rankings.jsonl")["completions"]) == 4
+    assert "reference" in first("prompts_test.jsonl")
+    assert len((tmp_path / "prompts_train.jsonl").read_text().splitlines()) == 64
+
+
+def test_sft_then_eval(tiny_model_dir, tmp_path):
+    rlhfkit("sft", "--model", tiny_model_dir, "--out", tmp_path / "sft", "--train.batch_size", "8",
+            "--train.lr", "3e-3", *TINY_TASK)
+    assert (tmp_path / "sft" / "model" / "model.safetensors").is_file()
+    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM.from_pretrained(tmp_path / "sft" / "model")
+    rlhfkit("eval", "--policies", f"base={tiny_model_dir},sft={tmp_path / 'sft'}", "--kl_ref", tmp_path / "sft",
+            "--out", tmp_path / "eval", "--n_prompts", "16", "--sample.max_new_tokens", "16",
+            "--bootstrap", "200", *TINY_TASK)
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    sft = results["methods"]["sft"]
+    assert sft["n_prompts"] == 16 and abs(sft["kl_to_sft"]) < 1e-4   # KL of a policy to itself is 0
+    w = sft["winrate_vs_reference"]
+    assert 0 <= w["ci_low"] <= w["mean"] <= w["ci_high"] <= 1
+    assert {"omission", "contradiction", "invention", "no_eos"} == set(sft["failure_rates"])
+    assert "| sft |" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_bad_data_is_reported_with_file_and_line(tiny_model_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "a"}\n')
+    proc = rlhfkit("sft", "--model", tiny_model_dir, "--data", bad, "--out", tmp_path / "o", check=False)
+    assert proc.returncode == 1
+    assert f"{bad}:2: missing field 'completion'" in proc.stderr
+    assert not (tmp_path / "o" / "model").exists()
+
+
+def test_config_errors_exit_2():
+    proc = rlhfkit("sft", "--train.lr", "-1", check=False)
+    assert proc.returncode == 2 and "train.lr must be > 0" in proc.stderr
