@@ -4,13 +4,14 @@ cosine decay, gradient clipping, a progress bar, atomic checkpoints and exact re
 A stage directory holds `model/` (the final Hugging Face model), `checkpoint/` (model +
 `trainer_state.pt`: optimizer, scheduler, step, RNG) and `log.jsonl` (one line per step).
 A killed run started again with the same config continues from its last checkpoint, with
-the same data order, as if it had not stopped.
+the same data order, as if it had not stopped. A finished run removes its checkpoint.
 """
 from __future__ import annotations
 
 import json
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +92,7 @@ def fit(model, tokenizer, examples: list[Example], cfg: TrainConfig, out: Path, 
     log.close()
     model.eval()
     save_model(out / "model", model, tokenizer)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run is complete: nothing left to resume
     return stats
 
 
