@@ -16,7 +16,7 @@ from rlhfkit.models.lm import build_llama, save_model  # noqa: E402
 from rlhfkit.models.tokenizer import train_tokenizer  # noqa: E402
 from rlhfkit.train.pretrain import corpus  # noqa: E402
 
-TINY = ArchConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, max_len=320)
+TINY = ArchConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, max_len=512)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import torch
 from rlhfkit.algorithms.sft import sft_loss
 from rlhfkit.config import SFTConfig
 from rlhfkit.data.collate import encode_demonstration, pad_batch
-from rlhfkit.data.records import Demonstration, load_demonstrations
+from rlhfkit.data.records import Demonstration, Where, load_demonstrations
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.tasks.tldr.writers import reference_summary
@@ -27,7 +27,8 @@ from rlhfkit.train.loop import fit
 
 def tldr_demonstrations(seed: int, split: str, n: int) -> list[Demonstration]:
     """The world's demonstrations: each post with one simulated writer's reference TL;DR."""
-    return [Demonstration(p.prompt, reference_summary(p, seed)[1]) for p in make_split(seed, split, n)]
+    return [Demonstration(p.prompt, reference_summary(p, seed)[1], Where(f"tldr {split} post", i))
+            for i, p in enumerate(make_split(seed, split, n), start=1)]
 
 
 def load_data(path: str, tokenizer, cfg: SFTConfig, split: str) -> list[Demonstration]:
