@@ -1,5 +1,11 @@
 """Data records and their I/O: JSONL, Parquet or a `datasets` directory, in common formats.
 
+Formats understood for comparisons (answers ranked best first):
+- chosen/rejected (the TRL convention): {"prompt", "chosen", "rejected"}
+- ranked list: {"prompt", "completions": [best, ..., worst]}  (K-way rankings, K >= 2)
+- OpenAI summarize-from-feedback: {"info": {"post", "title", "subreddit"}, "summaries": [{"text"}, {"text"}],
+  "choice": 0 or 1}
+
 Formats understood for demonstrations:
 - prompt/completion: {"prompt": "...", "completion": "..."}
 - messages: {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]}
@@ -33,6 +39,14 @@ class Where:
 class Demonstration:
     prompt: str
     completion: str
+    where: Where | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    prompt: str
+    ranked: tuple[str, ...]      # 2..K answers, best first
+    labeler: str | None = None
     where: Where | None = None
 
 
@@ -139,3 +153,48 @@ def write_jsonl(path: str | Path, records: list[dict]) -> None:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     tmp.replace(path)
+
+
+def to_comparison(record: dict, where: Where) -> Comparison:
+    """A chosen/rejected, ranked-list or summarize-from-feedback record as a Comparison."""
+    labeler = record.get("labeler") or record.get("worker")
+    if "chosen" in record or "rejected" in record:
+        ranked = (text_field(record, "chosen", where), text_field(record, "rejected", where))
+        return Comparison(text_field(record, "prompt", where, allow_empty=True), ranked, labeler, where)
+    if "completions" in record:
+        answers = record["completions"]
+        if not isinstance(answers, list) or len(answers) < 2:
+            raise DataError(f"{where}: field 'completions' must be a list of at least 2 answers, best first")
+        for i, a in enumerate(answers):
+            if not isinstance(a, str) or not a.strip():
+                raise DataError(f"{where}: field 'completions[{i}]' is empty or not a string")
+        return Comparison(text_field(record, "prompt", where, allow_empty=True), tuple(answers), labeler, where)
+    if "summaries" in record and "choice" in record:
+        return _from_summarize_from_feedback(record, where, labeler)
+    raise DataError(f"{where}: expected 'prompt' with 'chosen'/'rejected' or 'completions', or a "
+                    f"summarize-from-feedback record (fields: {sorted(record)})")
+
+
+def _from_summarize_from_feedback(record: dict, where: Where, labeler) -> Comparison:
+    info = record.get("info")
+    if not isinstance(info, dict):
+        raise DataError(f"{where}: field 'info' must be an object with 'post'")
+    post = text_field(info, "post", where)
+    prompt = (f"SUBREDDIT: r/{info.get('subreddit') or ''}\nTITLE: {info.get('title') or ''}\n"
+              f"POST: {post}\nTL;DR:")
+    summaries, choice = record["summaries"], record["choice"]
+    if not isinstance(summaries, list) or len(summaries) != 2:
+        raise DataError(f"{where}: field 'summaries' must hold exactly 2 summaries")
+    if choice not in (0, 1):
+        raise DataError(f"{where}: field 'choice' must be 0 or 1, got {choice!r}")
+    texts = [text_field(s, "text", Where(where.file, where.line)) if isinstance(s, dict) else None for s in summaries]
+    if None in texts:
+        raise DataError(f"{where}: field 'summaries' entries must be objects with 'text'")
+    return Comparison(prompt, (texts[choice], texts[1 - choice]), labeler, where)
+
+
+def load_comparisons(path: str | Path) -> list[Comparison]:
+    comparisons = [to_comparison(r, w) for w, r in read_records(path)]
+    if not comparisons:
+        raise DataError(f"{path}: no records")
+    return comparisons

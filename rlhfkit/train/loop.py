@@ -1,4 +1,4 @@
-"""The supervised training loop shared by `pretrain` and `sft`: batches, AdamW with warmup and
+"""The supervised training loop shared by `pretrain`, `sft` and `rm`: batches, AdamW with warmup and
 cosine decay, gradient clipping, a progress bar, atomic checkpoints and exact resume.
 
 A stage directory holds `model/` (the final Hugging Face model), `checkpoint/` (model +
@@ -14,6 +14,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -23,6 +24,8 @@ from rlhfkit.algorithms.sft import sft_loss
 from rlhfkit.config import TrainConfig
 from rlhfkit.data.collate import Example, pad_batch
 from rlhfkit.models.lm import recover_atomic, save_atomic, save_model
+
+StepFn = Callable[[Any, list, Any], tuple[torch.Tensor, dict]]
 
 
 def lr_lambda(step: int, warmup: int, total: int) -> float:
@@ -46,19 +49,32 @@ def batch_at(examples: list[Example], step: int, batch_size: int, seed: int) -> 
     return [examples[i] for i in order[k * batch_size:(k + 1) * batch_size]]
 
 
-def fit(model, tokenizer, examples: list[Example], cfg: TrainConfig, out: Path, *, resume: bool = True,
-        desc: str = "train", evaluate: Callable[[], dict] | None = None) -> dict:
-    """Train `model` on `examples`; write `out/model`. Returns the last logged stats."""
+def lm_step(model, examples: list[Example], pad_id: int, autocast) -> tuple[torch.Tensor, dict]:
+    """The language-modelling step of pretrain and SFT: loss on the labelled tokens."""
+    batch = pad_batch(examples, pad_id)
+    with autocast:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss, stats = sft_loss(logits, batch["labels"])
+    stats["seq_tokens"] = int(batch["attention_mask"].sum())
+    return loss, stats
+
+
+def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, resume: bool = True, desc: str = "train",
+        evaluate: Callable[[], dict] | None = None, step_fn: StepFn | None = None) -> dict:
+    """Train `model` on `items` (Examples for the LM loss, or whatever `step_fn` takes); write
+    `out/model`. `step_fn(model, batch_items, autocast) -> (loss, stats)`; stats may carry
+    "seq_tokens" for the throughput figure. Returns the last logged stats."""
+    if step_fn is None:
+        step_fn = lambda m, batch, ac: lm_step(m, batch, tokenizer.pad_token_id, ac)  # noqa: E731
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    total = max(1, math.ceil(cfg.epochs * math.ceil(len(examples) / cfg.batch_size)))
+    total = max(1, math.ceil(cfg.epochs * math.ceil(len(items) / cfg.batch_size)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   betas=(0.9, 0.95), eps=1e-8)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total))
+    torch.manual_seed(cfg.seed)
     step = _resume(model, optimizer, scheduler, out / "checkpoint") if resume else 0
-    if not resume:
-        torch.manual_seed(cfg.seed)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     model.train()
     stats: dict = {}
@@ -66,10 +82,7 @@ def fit(model, tokenizer, examples: list[Example], cfg: TrainConfig, out: Path, 
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True)
     t0, tokens = time.time(), 0
     while step < total:
-        batch = pad_batch(batch_at(examples, step, cfg.batch_size, cfg.seed), tokenizer.pad_token_id)
-        with autocast:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss, stats = sft_loss(logits, batch["labels"])
+        loss, stats = step_fn(model, batch_at(items, step, cfg.batch_size, cfg.seed), autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -77,7 +90,7 @@ def fit(model, tokenizer, examples: list[Example], cfg: TrainConfig, out: Path, 
         optimizer.step()
         scheduler.step()
         step += 1
-        tokens += int(batch["attention_mask"].sum())
+        tokens += stats.pop("seq_tokens", 0)
         stats.update(step=step, lr=scheduler.get_last_lr()[0], tok_per_s=tokens / (time.time() - t0))
         bar.update(1)
         bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.1e}", tok_s=f"{stats['tok_per_s']:.0f}")

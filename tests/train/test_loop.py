@@ -27,18 +27,18 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_pa
 
     # the same run killed while building the batch of step 8; its checkpoint of step 5 survives
     calls = {"n": 0}
-    real_pad_batch = loop.pad_batch
+    real_batch_at = loop.batch_at
 
-    def dying_pad_batch(*args):
+    def dying_batch_at(*args):
         calls["n"] += 1
         if calls["n"] == 8:
             raise KeyboardInterrupt
-        return real_pad_batch(*args)
-    monkeypatch.setattr(loop, "pad_batch", dying_pad_batch)
+        return real_batch_at(*args)
+    monkeypatch.setattr(loop, "batch_at", dying_batch_at)
     model, tok = load_causal_lm(tiny_model_dir)
     with pytest.raises(KeyboardInterrupt):
         fit(model, tok, _examples(tok), cfg, tmp_path / "cut")
-    monkeypatch.setattr(loop, "pad_batch", real_pad_batch)
+    monkeypatch.setattr(loop, "batch_at", real_batch_at)
     assert not (tmp_path / "cut" / "model").exists()
     model, tok = load_causal_lm(tiny_model_dir)
     fit(model, tok, _examples(tok), cfg, tmp_path / "cut")

@@ -1,0 +1,74 @@
+"""Reward and value models: the LM with a scalar head, as `AutoModelForSequenceClassification`
+(num_labels=1), so any `transformers` user can load them.
+
+The head is initialised N(0, 1/(d+1)) (Stiennon et al. 2020). A reward is read at the last
+real token of prompt + response (the EOS when there is one), found from the attention mask so
+left and right padding both work. After training, `config.reward_offset` holds the mean score
+of reference answers; `sequence_rewards` subtracts it so references score 0 on average.
+The value model is the same network read at every position.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rlhfkit.models.lm import ModelError, check_tokenizer, resolve_model_dir, save_atomic
+
+
+def scalar_model_from_lm(path: str | Path):
+    """A fresh reward model from a causal-LM directory: its backbone plus a new scalar head."""
+    path = resolve_model_dir(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    d = model.config.hidden_size
+    with torch.no_grad():
+        model.score.weight.normal_(0.0, 1.0 / math.sqrt(d + 1))
+    model.config.reward_offset = 0.0
+    return model, tokenizer
+
+
+def load_scalar_model(path: str | Path):
+    """A trained reward (or value) model and its tokenizer."""
+    path = resolve_model_dir(path)
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{path}: not a Hugging Face model directory (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    if model.config.num_labels != 1:
+        raise ModelError(f"{path}: a reward model has one output, this one has {model.config.num_labels}")
+    check_tokenizer(model, tokenizer, str(path))
+    model.eval()
+    return model, tokenizer
+
+
+def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The scalar head at every position: (B, T)."""
+    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask,
+                         position_ids=position_ids).last_hidden_state        # (B, T, d)
+    return model.score(hidden).squeeze(-1).float()
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of the rightmost real token of each row: (B,)."""
+    positions = torch.arange(attention_mask.size(1), device=attention_mask.device)
+    return (positions * attention_mask).argmax(dim=1)
+
+
+def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The reward of each whole sequence, read at its last real token, minus the offset: (B,)."""
+    values = token_values(model, input_ids, attention_mask)
+    last = last_token_index(attention_mask)
+    offset = float(getattr(model.config, "reward_offset", 0.0))
+    return values.gather(1, last.unsqueeze(1)).squeeze(1) - offset
+
+
+def save_scalar_model(path: str | Path, model, tokenizer) -> None:
+    def write(d: Path) -> None:
+        model.save_pretrained(d, safe_serialization=True)
+        tokenizer.save_pretrained(d)
+    save_atomic(path, write)
