@@ -15,6 +15,8 @@ from rlhfkit import config as C
 STAGES = {
     "pretrain": (C.PretrainConfig, "rlhfkit.train.pretrain:run"),
     "sft": (C.SFTConfig, "rlhfkit.train.sft:run"),
+    "rm": (C.RMConfig, "rlhfkit.train.reward_model:run"),
+    "rl": (C.RLConfig, "rlhfkit.train.rl:run"),
     "eval": (C.EvalConfig, "rlhfkit.evaluate.run:run"),
     "demo": (C.DemoConfig, "rlhfkit.demo:run"),
 }

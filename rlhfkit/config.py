@@ -166,6 +166,84 @@ class SFTConfig:
 
 
 @dataclass
+class RMConfig:
+    """`rlhfkit rm`: train a reward model on comparisons and rankings (Bradley-Terry / K-way)."""
+    model: str = opt("runs/sft", "causal-LM directory whose backbone the reward model starts from")
+    data: str = opt("", "comparisons: chosen/rejected, ranked-list or summarize-from-feedback JSONL / Parquet")
+    valid_data: str = opt("", "held-out comparisons in the same formats, for accuracy against labels")
+    out: str = opt("runs/rm", "output directory: the reward model (AutoModelForSequenceClassification)")
+    max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)")
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    train: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=1.0, warmup_steps=10),
+                             "optimisation; batch_size counts prompts (a ranking is one item)")
+
+    def validate(self) -> None:
+        self.train.validate("train")
+        if not self.data:
+            raise ConfigError("rm needs --data FILE (comparisons or rankings)")
+
+
+@dataclass
+class RLAlgoConfig:
+    """Hyperparameters of the RL update (defaults: the N+ / Stiennon PPO recipe where it applies)."""
+    steps: int = opt(40, "RL iterations: generate -> score -> advantages -> update")
+    prompts_per_step: int = opt(64, "prompts per iteration (rloo / grpo sample k answers for each)")
+    k: int = opt(4, "answers per prompt for rloo and grpo (ppo samples 1)")
+    epochs: int = opt(4, "optimisation passes over each batch of rollouts")
+    minibatch_size: int = opt(32, "rollouts per gradient step")
+    lr: float = opt(3e-5, "learning rate of policy and value model (AdamW, eps 1e-5, linear decay)")
+    beta: float = opt(0.05, "KL coefficient (the initial one when target_kl > 0)")
+    target_kl: float = opt(0.0, "adaptive KL controller's target sequence KL in nats (0: fixed beta)")
+    kl_horizon: int = opt(10000, "episodes over which the adaptive beta may change e-fold")
+    clip: float = opt(0.2, "policy ratio clip")
+    vf_clip: float = opt(0.2, "value clip (ppo)")
+    vf_coef: float = opt(0.1, "value loss coefficient (ppo)")
+    gamma: float = opt(1.0, "discount (ppo)")
+    lam: float = opt(0.95, "GAE lambda (ppo)")
+    eos_penalty: float = opt(-1.0, "score of an answer that never emits EOS (the EOS trick)")
+    grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)")
+    seed: int = opt(0, "seed for sampling and minibatch order")
+    checkpoint_every: int = opt(10, "iterations between resumable checkpoints (0: only at the end)")
+
+    def validate(self, algo: str) -> None:
+        for name in ("steps", "prompts_per_step", "epochs", "minibatch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"rl.{name} must be >= 1, got {getattr(self, name)}")
+        if algo in ("rloo", "grpo") and self.k < 2:
+            raise ConfigError(f"rl.k must be >= 2 for {algo} (its baseline needs other samples), got {self.k}")
+        if self.lr <= 0 or self.beta < 0 or self.target_kl < 0:
+            raise ConfigError("rl.lr must be > 0, rl.beta and rl.target_kl >= 0")
+
+
+@dataclass
+class RLConfig:
+    """`rlhfkit rl`: RL fine-tuning against a reward model with a KL penalty (PPO, RLOO, GRPO)."""
+    algo: str = opt("ppo", "ppo | rloo | grpo")
+    policy: str = opt("runs/sft", "causal-LM directory to start from; also the KL reference")
+    reward_model: str = opt("runs/rm", "reward model directory (from `rlhfkit rm`)")
+    reward: str = opt("", "instead of a reward model: a Python callable 'module:function' "
+                          "(prompts, completions) -> list[float]")
+    value_model: str = opt("", "value model to start from (default: the reward model, else the policy)")
+    prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
+    out: str = opt("runs/ppo", "output directory: model/ (policy), value/, log.jsonl")
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    task: TaskConfig = sub(TaskConfig, "the world, when prompts is 'tldr'")
+    rl: RLAlgoConfig = sub(RLAlgoConfig, "the update")
+    sample: SampleConfig = sub(SampleConfig, "sampling of rollouts")
+
+    def validate(self) -> None:
+        if self.algo not in ("ppo", "rloo", "grpo"):
+            raise ConfigError(f"algo must be ppo, rloo or grpo, got {self.algo!r}")
+        self.task.validate()
+        self.rl.validate(self.algo)
+        self.sample.validate("sample")
+        if not self.reward and not self.reward_model:
+            raise ConfigError("rl needs --reward_model DIR or --reward module:function")
+        if self.reward and ":" not in self.reward:
+            raise ConfigError(f"reward must look like 'module:function', got {self.reward!r}")
+
+
+@dataclass
 class EvalConfig:
     """`rlhfkit eval`: judge policies on held-out prompts against the reference TL;DRs."""
     policies: str = opt("sft=runs/sft", "comma-separated name=DIR pairs, e.g. 'base=models/tldr-base,sft=runs/sft'")
@@ -186,20 +264,41 @@ class EvalConfig:
 
 @dataclass
 class DemoConfig:
-    """`rlhfkit demo`: the built-in experiment, end to end (world -> SFT -> eval -> report)."""
+    """`rlhfkit demo`: the built-in RL-vs-SL experiment, end to end."""
     out: str = opt("runs/demo", "directory for every stage's output and the report")
     base_model: str = opt("models/tldr-base", "the shipped base model to start from")
+    methods: str = opt("ppo", "RL methods to run, comma-separated: ppo, rloo, grpo")
+    seeds: int = opt(1, "training seeds (world fixed); the report gives mean and CI over them")
+    n_prompts: int = opt(500, "held-out test prompts to evaluate on")
+    label_budget: int = opt(6000, "pairwise comparisons the simulated labelers make (a K-way ranking holds C(K,2))")
+    label_k: int = opt(4, "answers sampled from the SFT policy per labelled prompt")
+    label_temperature: float = opt(1.0, "sampling temperature of the answers shown to labelers")
     task: TaskConfig = sub(TaskConfig, "the world")
     sft: TrainConfig = sub(lambda: TrainConfig(epochs=2.0), "SFT optimisation")
-    eval: SampleConfig = sub(SampleConfig, "sampling for evaluation")
-    n_prompts: int = opt(500, "held-out test prompts to evaluate on")
+    rm: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=2.0, warmup_steps=10),
+                          "reward-model optimisation (batch_size counts rankings)")
+    rl: RLAlgoConfig = sub(RLAlgoConfig, "the RL update, shared by every RL method")
+    eval: SampleConfig = sub(SampleConfig, "sampling, for rollouts and for evaluation")
 
     def validate(self) -> None:
         self.task.validate()
         self.sft.validate("sft")
+        self.rm.validate("rm")
         self.eval.validate("eval")
+        for m in self.method_list:
+            if m not in ("ppo", "rloo", "grpo"):
+                raise ConfigError(f"methods: unknown RL method {m!r}; choose from ppo, rloo, grpo")
+            self.rl.validate(m)
         if self.n_prompts > self.task.n_test:
             raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
+        if self.seeds < 1:
+            raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
+        if self.label_k < 2:
+            raise ConfigError(f"label_k must be >= 2, got {self.label_k}")
+
+    @property
+    def method_list(self) -> list[str]:
+        return [m.strip() for m in self.methods.split(",") if m.strip()]
 
 
 def parse_policies(spec: str) -> dict[str, str]:

@@ -1,35 +1,173 @@
-"""`rlhfkit demo`: the built-in experiment, end to end, in one command.
+"""`rlhfkit demo`: the built-in RL-vs-SL experiment, end to end, in one command.
 
-    world -> data (JSONL) -> SFT from the shipped base model -> eval (base, SFT) -> report
+    world -> SFT (from the shipped base model) -> sample K answers per prompt from SFT
+          -> simulated labelers rank them (label budget) -> reward model
+          -> PPO (and RLOO / GRPO with --methods) -> eval of base, SFT and each RL policy
+          -> results.json, report.md, report.html
 
-Outputs in --out: data/, sft/, results.json, report.md. Everything runs offline on CPU.
+The gold judge scores the held-out evaluation and, as a diagnostic the trainer never sees,
+the PPO rollouts (the over-optimisation curve); the labelers use it as people use their
+judgement. With --seeds N every training stage runs N times and the report gives mean and CI.
 
     rlhfkit demo --out runs/demo
+    rlhfkit demo --out runs/demo3 --seeds 3 --methods ppo,rloo,grpo
 """
 from __future__ import annotations
 
+import json
+import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from rlhfkit.config import DataTldrConfig, DemoConfig, EvalConfig, SFTConfig, to_dict
+import torch
+
+from rlhfkit.config import (DataTldrConfig, DemoConfig, EvalConfig, RLConfig, RMConfig, SampleConfig, SFTConfig,
+                            to_dict)
+from rlhfkit.data.records import write_jsonl
 from rlhfkit.evaluate import run as evaluate
+from rlhfkit.evaluate.report import write_html, write_markdown
+from rlhfkit.evaluate.reward_model import reward_model_report
+from rlhfkit.evaluate.metrics import seed_interval
+from rlhfkit.models.heads import load_scalar_model
+from rlhfkit.models.lm import load_causal_lm
 from rlhfkit.tasks.tldr import export
-from rlhfkit.train import sft
+from rlhfkit.tasks.tldr.judge import gold_score
+from rlhfkit.tasks.tldr.labelers import LABELERS, rank
+from rlhfkit.tasks.tldr.labels import prompts_for_budget, rank_answers
+from rlhfkit.tasks.tldr.world import Post, make_split
+from rlhfkit.train import reward_model, rl, sft
+
+
+def sample_answers(policy_dir: Path, posts: list[Post], k: int, sample: SampleConfig) -> list[list[str]]:
+    """k answers per post from a policy."""
+    model, tok = load_causal_lm(policy_dir)
+    prompts = [p.prompt for p in posts for _ in range(k)]
+    texts = evaluate.sample_policy(model, tok, prompts, sample, desc="sample for labels")[0]
+    return [texts[i * k:(i + 1) * k] for i in range(len(posts))]
+
+
+def label_pairs(posts: list[Post], answers: list[list[str]], seed: int) -> tuple[list[dict], float]:
+    """Held-out pairs labelled by one labeler, and a second labeler's agreement with the first."""
+    import random
+    rng = random.Random(f"valid-labels-{seed}")
+    records, agree = [], []
+    for post, (a, b) in zip(posts, answers, strict=True):
+        first, second = rng.sample(LABELERS, 2)
+        order = rank(first, [a, b], post.facts, rng)
+        agree.append(order == rank(second, [a, b], post.facts, rng))
+        records.append({"prompt": post.prompt, "chosen": [a, b][order[0]], "rejected": [a, b][order[1]],
+                        "labeler": first.name})
+    return records, statistics.fmean(agree)
+
+
+def gold_hook(posts: list[Post]):
+    """Mean gold score of each iteration's rollouts: a diagnostic the trainer only logs."""
+    facts = {p.prompt: p.facts for p in posts}
+
+    def hook(step: int, prompts: list[str], completions: list[str], proxy: list[float]) -> dict:
+        return {"gold": statistics.fmean(gold_score(c, facts[p]) for p, c in zip(prompts, completions))}
+    return hook
+
+
+def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
+    task = cfg.task
+    # ---- 1. SFT on the reference TL;DRs
+    sft.run(SFTConfig(model=cfg.base_model, data=str(data / "sft_train.jsonl"),
+                      valid_data=str(data / "sft_valid.jsonl"), out=str(d / "sft"), task=task,
+                      train=replace(cfg.sft, seed=seed)))
+    # ---- 2. Sample K answers per prompt from SFT; the simulated labelers rank them
+    train_posts = make_split(task.seed, "train", task.n_train)
+    n_label = min(len(train_posts), prompts_for_budget(cfg.label_budget, cfg.label_k))
+    label_sample = replace(cfg.eval, temperature=cfg.label_temperature, seed=10_000 + seed)
+    answers = sample_answers(d / "sft", train_posts[:n_label], cfg.label_k, label_sample)
+    write_jsonl(d / "labels" / "rankings.jsonl", rank_answers(train_posts[:n_label], answers, seed))
+    valid_posts = make_split(task.seed, "valid", task.n_valid)
+    valid_answers = sample_answers(d / "sft", valid_posts, 2, label_sample)
+    valid_records, labeler_agreement = label_pairs(valid_posts, valid_answers, seed)
+    write_jsonl(d / "labels" / "valid.jsonl", valid_records)
+    # ---- 3. Reward model on those labels
+    reward_model.run(RMConfig(model=str(d / "sft"), data=str(d / "labels" / "rankings.jsonl"),
+                              valid_data=str(d / "labels" / "valid.jsonl"), out=str(d / "rm"),
+                              train=replace(cfg.rm, seed=seed)))
+    rm_report = score_reward_model(d / "rm", valid_posts, valid_records)
+    rm_report.update(labeler_agreement=labeler_agreement, comparisons=n_label * (cfg.label_k * (cfg.label_k - 1) // 2))
+    # ---- 4. RL against the reward model, KL-penalised toward SFT
+    for algo in cfg.method_list:
+        rl.run(RLConfig(algo=algo, policy=str(d / "sft"), reward_model=str(d / "rm"), out=str(d / algo), task=task,
+                        rl=replace(cfg.rl, seed=seed), sample=cfg.eval), on_step=gold_hook(train_posts))
+    # ---- 5. Every policy on the same held-out prompts
+    policies = ",".join([f"base={cfg.base_model}", f"sft={d / 'sft'}"] + [f"{a}={d / a}" for a in cfg.method_list])
+    results = evaluate.run(EvalConfig(policies=policies, kl_ref=str(d / "sft"), out=str(d), n_prompts=cfg.n_prompts,
+                                      task=task, sample=cfg.eval))
+    results["reward_model"] = rm_report
+    results["curves"] = {a: [json.loads(line) for line in (d / a / "log.jsonl").read_text().splitlines()]
+                         for a in cfg.method_list}
+    return results
+
+
+@torch.no_grad()
+def score_reward_model(rm_dir: Path, posts: list[Post], records: list[dict]) -> dict:
+    from rlhfkit.data.collate import encode_demonstration, pad_batch
+    from rlhfkit.data.records import Demonstration
+    from rlhfkit.models.heads import sequence_rewards
+    model, tok = load_scalar_model(rm_dir)
+    answers = [x for r in records for x in (r["chosen"], r["rejected"])]
+    prompts = [r["prompt"] for r in records for _ in range(2)]
+    scores: list[float] = []
+    for i in range(0, len(answers), 64):
+        exs = [encode_demonstration(Demonstration(p, a or " "), tok, 10_000) for p, a in
+               zip(prompts[i:i + 64], answers[i:i + 64])]
+        batch = pad_batch(exs, tok.pad_token_id)
+        scores += sequence_rewards(model, batch["input_ids"], batch["attention_mask"]).tolist()
+    pairs = [(p, r["chosen"], r["rejected"]) for p, r in zip(posts, records)]
+    return reward_model_report(pairs, [(scores[2 * i], scores[2 * i + 1]) for i in range(len(records))])
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """Mean and CI over seeds (one seed: the bootstrap CI over prompts of that run)."""
+    first = per_seed[0]
+    methods = {}
+    for name in first["methods"]:
+        rows = [r["methods"][name] for r in per_seed]
+        if len(rows) == 1:
+            methods[name] = rows[0]
+            continue
+        wins = [r["winrate_vs_reference"]["mean"] for r in rows]
+        methods[name] = {
+            "winrate_vs_reference": seed_interval(wins),
+            "gold_score_mean": statistics.fmean(r["gold_score_mean"] for r in rows),
+            "kl_to_sft": statistics.fmean(r["kl_to_sft"] for r in rows),
+            "length_mean": statistics.fmean(r["length_mean"] for r in rows),
+            "failure_rates": {k: statistics.fmean(r["failure_rates"][k] for r in rows)
+                              for k in rows[0]["failure_rates"]},
+            "n_prompts": rows[0]["n_prompts"],
+            "per_seed": [{"winrate": w, "kl_to_sft": r["kl_to_sft"]} for w, r in zip(wins, rows)],
+        }
+    rm = {k: statistics.fmean(r["reward_model"][k] for r in per_seed)
+          for k in ("accuracy_vs_labels", "accuracy_vs_gold", "labeler_agreement")}
+    rm.update({k: first["reward_model"][k] for k in ("calibration", "length_correlation", "comparisons", "n_pairs")})
+    rm["per_seed"] = [{k: r["reward_model"][k] for k in ("accuracy_vs_labels", "accuracy_vs_gold")} for r in per_seed]
+    return {"task": first["task"], "methods": methods, "reward_model": rm,
+            "curves": {a: [r["curves"][a] for r in per_seed] for a in first["curves"]}, "seeds": len(per_seed)}
 
 
 def run(cfg: DemoConfig) -> dict:
     out = Path(cfg.out)
     t0 = time.time()
-    # ---- 1. The world's data sets, as files a user can inspect
-    export.run(DataTldrConfig(out=str(out / "data"), task=cfg.task))
-    # ---- 2. SFT on the reference TL;DRs
-    sft.run(SFTConfig(model=cfg.base_model, data=str(out / "data" / "sft_train.jsonl"),
-                      valid_data=str(out / "data" / "sft_valid.jsonl"), out=str(out / "sft"), task=cfg.task,
-                      train=cfg.sft))
-    # ---- 3. Evaluation of every policy on the same held-out prompts
-    policies = f"base={cfg.base_model},sft={out / 'sft'}"
-    results = evaluate.run(EvalConfig(policies=policies, kl_ref=str(out / "sft"), out=str(out),
-                                      n_prompts=cfg.n_prompts, task=cfg.task, sample=cfg.eval))
-    results["demo"] = {"config": to_dict(cfg), "wall_time_s": round(time.time() - t0, 1)}
-    return {"out": str(out), "wall_time_s": results["demo"]["wall_time_s"],
-            "methods": {k: v["winrate_vs_reference"] for k, v in results["methods"].items()}}
+    # ---- The world's data sets, as files a user can inspect
+    data = out / "data"
+    export.run(DataTldrConfig(out=str(data), task=cfg.task))
+    # ---- The pipeline, once per seed
+    per_seed = [run_seed(cfg, seed, out / f"seed{seed}", data) for seed in range(cfg.seeds)]
+    results = aggregate(per_seed) | {"config": to_dict(cfg), "wall_time_s": round(time.time() - t0, 1)}
+    examples = json.loads((out / "seed0" / "examples.json").read_text())
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(out / "results.json")
+    write_markdown(out / "report.md", results, examples)
+    write_html(out / "report.html", results, examples)
+    return {"out": str(out), "wall_time_s": results["wall_time_s"],
+            "winrate_vs_reference": {k: v["winrate_vs_reference"] for k, v in results["methods"].items()},
+            "reward_model": {k: results["reward_model"][k] for k in ("accuracy_vs_labels", "accuracy_vs_gold",
+                                                                      "labeler_agreement")}}

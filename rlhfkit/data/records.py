@@ -148,6 +148,7 @@ def load_demonstrations(path: str | Path, chat_template=None) -> list[Demonstrat
 def write_jsonl(path: str | Path, records: list[dict]) -> None:
     """Write records atomically: a killed write leaves no half file."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for r in records:

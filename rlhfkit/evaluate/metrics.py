@@ -27,3 +27,16 @@ def bootstrap_ci(values: list[float], n_resamples: int = 2000, seed: int = 0, le
 
 def rate(flags: list[bool]) -> float:
     return sum(flags) / len(flags) if flags else 0.0
+
+
+# two-sided 95% Student-t critical values by degrees of freedom
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def seed_interval(values: list[float]) -> dict:
+    """Mean over training seeds with a 95% t-interval (the seeds are few, so not a bootstrap)."""
+    if len(values) < 2:
+        raise ValueError("seed_interval needs at least 2 seeds")
+    mean = statistics.fmean(values)
+    half = _T975.get(len(values) - 1, 1.96) * statistics.stdev(values) / len(values) ** 0.5
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half}

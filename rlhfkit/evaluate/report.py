@@ -1,6 +1,11 @@
-"""The Markdown report: methods side by side on the same held-out prompts."""
+"""The report: methods side by side on the same held-out prompts, as Markdown and as HTML with
+plots (gold win rate with CIs; score and KL over RL steps; proxy vs gold reward over RL steps,
+the over-optimisation curve of Gao et al. 2022; reward-model accuracy and calibration)."""
 from __future__ import annotations
 
+import base64
+import html
+import io
 from pathlib import Path
 
 
@@ -8,33 +13,165 @@ def _fmt(x, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def methods_table(methods: dict) -> str:
-    lines = ["| method | win rate vs reference [95% CI] | gold score | KL to SFT (nats) | length (tokens) "
-             "| omission | contradiction | invention | no EOS | prompts |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def methods_rows(methods: dict) -> list[list[str]]:
+    rows = []
     for name, m in methods.items():
         w, f = m["winrate_vs_reference"], m["failure_rates"]
-        lines.append(f"| {name} | {_fmt(w['mean'])} [{_fmt(w['ci_low'])}, {_fmt(w['ci_high'])}] "
-                     f"| {_fmt(m['gold_score_mean'])} | {_fmt(m['kl_to_sft'], 2)} | {_fmt(m['length_mean'], 1)} "
-                     f"| {_fmt(f['omission'], 2)} | {_fmt(f['contradiction'], 2)} | {_fmt(f['invention'], 2)} "
-                     f"| {_fmt(f['no_eos'], 2)} | {m['n_prompts']} |")
-    return "\n".join(lines)
+        rows.append([name, f"{_fmt(w['mean'])} [{_fmt(w['ci_low'])}, {_fmt(w['ci_high'])}]",
+                     _fmt(m["gold_score_mean"]), _fmt(m["kl_to_sft"], 2), _fmt(m["length_mean"], 1),
+                     _fmt(f["omission"], 2), _fmt(f["contradiction"], 2), _fmt(f["invention"], 2),
+                     _fmt(f["no_eos"], 2), str(m["n_prompts"])])
+    return rows
 
 
-def write_report(path: Path, results: dict, examples: list[dict]) -> None:
-    task = results["task"]
-    parts = [
-        "# rlhfkit report",
-        f"Task: synthetic TL;DR (seed {task['seed']}). Each method writes one TL;DR per held-out test prompt; "
-        "the gold judge compares it with the reference TL;DR a simulated writer wrote (ties count half). "
-        "Intervals are 95% bootstrap CIs over prompts.",
-        "## Methods",
-        methods_table(results["methods"]),
-        "## Examples",
-    ]
+METHOD_HEADER = ["method", "win rate vs reference [95% CI]", "gold score", "KL to SFT (nats)", "length (tokens)",
+                 "omission", "contradiction", "invention", "no EOS", "prompts"]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _intro(results: dict) -> str:
+    seeds = results.get("seeds", 1)
+    ci = ("95% t-intervals over training seeds" if seeds > 1 else "95% bootstrap CIs over prompts")
+    return (f"Task: synthetic TL;DR (world seed {results['task']['seed']}, {seeds} training seed(s)). Each method "
+            "writes one TL;DR per held-out test prompt; the gold judge compares it with the reference TL;DR a "
+            f"simulated writer wrote (ties count half). Intervals are {ci}.")
+
+
+def _rm_rows(rm: dict) -> list[list[str]]:
+    return [["accuracy vs held-out labeler labels", _fmt(rm["accuracy_vs_labels"])],
+            ["a second labeler's agreement on the same pairs", _fmt(rm.get("labeler_agreement"))],
+            ["accuracy vs the gold preference", _fmt(rm["accuracy_vs_gold"])],
+            ["correlation of reward with length (words)", _fmt(rm.get("length_correlation"))],
+            ["comparisons trained on", str(rm.get("comparisons", "n/a"))]]
+
+
+def _curve_rows(curves: dict) -> list[list[str]]:
+    rows = []
+    for algo, runs in curves.items():
+        for seed, log in enumerate(runs):
+            last = log[-1]
+            rows.append([algo, str(seed), str(len(log)), _fmt(log[0]["score"], 2), _fmt(last["score"], 2),
+                         _fmt(log[0].get("gold"), 2), _fmt(last.get("gold"), 2), _fmt(last["kl"], 2),
+                         _fmt(last.get("entropy"), 2)])
+    return rows
+
+
+CURVE_HEADER = ["method", "seed", "iterations", "proxy score first", "proxy score last", "gold first", "gold last",
+                "KL last", "entropy last"]
+
+
+def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
+    parts = ["# rlhfkit report", _intro(results), "## Methods", _md_table(METHOD_HEADER, methods_rows(results["methods"]))]
+    if "reward_model" in results:
+        parts += ["## Reward model", _md_table(["measure", "value"], _rm_rows(results["reward_model"]))]
+    if results.get("curves"):
+        parts += ["## RL training (proxy = reward model on the rollouts, gold = the judge on the same rollouts)",
+                  _md_table(CURVE_HEADER, _curve_rows(results["curves"]))]
+    parts.append("## Examples")
     for ex in examples:
         parts.append("```\n" + ex["prompt"] + "\n```")
         parts += [f"- **{k}**: {v.strip()}" for k, v in ex.items() if k != "prompt"]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n\n".join(parts) + "\n")
-    tmp.replace(path)
+    _write(path, "\n\n".join(parts) + "\n")
+
+
+# ---- HTML with plots -----------------------------------------------------------------------
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _plots(results: dict) -> list[tuple[str, str]]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figs = []
+    names = list(results["methods"])
+    w = [results["methods"][n]["winrate_vs_reference"] for n in names]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.bar(names, [x["mean"] for x in w], color="#4c78a8")
+    ax.errorbar(names, [x["mean"] for x in w], yerr=[[x["mean"] - x["ci_low"] for x in w],
+                [x["ci_high"] - x["mean"] for x in w]], fmt="none", ecolor="black", capsize=4)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("gold win rate vs reference")
+    figs.append(("Gold win rate against the reference TL;DRs (95% CI)", _png(fig)))
+    for algo, runs in results.get("curves", {}).items():
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+        for seed, log in enumerate(runs):
+            steps = [r["step"] for r in log]
+            a1.plot(steps, [r["score"] for r in log], label=f"proxy (RM), seed {seed}")
+            if "gold" in log[0]:
+                a1.plot(steps, [r["gold"] for r in log], ls="--", label=f"gold, seed {seed}")
+            a2.plot(steps, [r["kl"] for r in log], label=f"seed {seed}")
+        a1.set_xlabel("iteration")
+        a1.set_ylabel("mean score of rollouts")
+        a1.legend(fontsize=7)
+        a2.set_xlabel("iteration")
+        a2.set_ylabel("KL(policy || SFT), nats")
+        figs.append((f"{algo}: proxy and gold reward, and KL, over training", _png(fig)))
+        if runs and "gold" in runs[0][0]:
+            fig, ax = plt.subplots(figsize=(5, 3.2))
+            for seed, log in enumerate(runs):
+                d = [max(r["kl"], 0) ** 0.5 for r in log]
+                ax.plot(d, [r["score"] - log[0]["score"] for r in log], label=f"proxy, seed {seed}")
+                ax.plot(d, [r["gold"] - log[0]["gold"] for r in log], ls="--", label=f"gold, seed {seed}")
+            ax.set_xlabel("sqrt(KL to SFT)")
+            ax.set_ylabel("reward gain over SFT")
+            ax.legend(fontsize=7)
+            figs.append((f"{algo}: over-optimisation (Gao et al. 2022): gain against sqrt KL", _png(fig)))
+    rm = results.get("reward_model")
+    if rm:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+        labels = ["vs labels", "labeler agreement", "vs gold"]
+        vals = [rm["accuracy_vs_labels"], rm.get("labeler_agreement") or 0, rm["accuracy_vs_gold"] or 0]
+        a1.bar(labels, vals, color=["#4c78a8", "#9ecae9", "#f58518"])
+        a1.set_ylim(0.4, 1)
+        a1.set_ylabel("accuracy on held-out pairs")
+        cal = rm.get("calibration") or []
+        a2.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        a2.plot([c["predicted"] for c in cal], [c["observed"] for c in cal], marker="o")
+        a2.set_xlabel("predicted P(preferred)")
+        a2.set_ylabel("observed share preferred")
+        figs.append(("Reward model: accuracy and calibration", _png(fig)))
+    return figs
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_html(path: Path, results: dict, examples: list[dict]) -> None:
+    parts = ["<!doctype html><meta charset='utf-8'><title>rlhfkit report</title>",
+             "<style>body{font:14px sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+             "pre{white-space:pre-wrap;background:#f6f6f6;padding:8px}</style>",
+             "<h1>rlhfkit report</h1>", f"<p>{html.escape(_intro(results))}</p>", "<h2>Methods</h2>",
+             _html_table(METHOD_HEADER, methods_rows(results["methods"]))]
+    if "reward_model" in results:
+        parts += ["<h2>Reward model</h2>", _html_table(["measure", "value"], _rm_rows(results["reward_model"]))]
+    if results.get("curves"):
+        parts += ["<h2>RL training</h2>", _html_table(CURVE_HEADER, _curve_rows(results["curves"]))]
+    parts.append("<h2>Plots</h2>")
+    for title, src in _plots(results):
+        parts.append(f"<h3>{html.escape(title)}</h3><img src='{src}'>")
+    parts.append("<h2>Examples</h2>")
+    for ex in examples:
+        parts.append(f"<pre>{html.escape(ex['prompt'])}</pre><ul>")
+        parts += [f"<li><b>{html.escape(k)}</b>: {html.escape(v.strip())}</li>" for k, v in ex.items() if k != "prompt"]
+        parts.append("</ul>")
+    _write(path, "\n".join(parts) + "\n")

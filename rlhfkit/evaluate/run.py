@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from rlhfkit.config import EvalConfig, SampleConfig, TaskConfig, parse_policies, to_dict
 from rlhfkit.evaluate.metrics import bootstrap_ci, rate, win_outcomes
-from rlhfkit.evaluate.report import write_report
+from rlhfkit.evaluate.report import write_markdown
 from rlhfkit.models.lm import load_causal_lm
 from rlhfkit.rollout.generate import generate, token_logprobs
 from rlhfkit.tasks.tldr.judge import judge
@@ -91,10 +91,12 @@ def run(cfg: EvalConfig) -> dict:
 
 
 def write_results(out: Path, results: dict, posts: list[Post], samples: dict[str, list[str]], seed: int) -> None:
+    """results.json, examples.json (the first prompts with every method's answer) and report.md."""
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(out / "results.json")
     examples = [{"prompt": p.prompt, "reference": reference_summary(p, seed)[1],
                  **{name: texts[i] for name, texts in samples.items()}} for i, p in enumerate(posts[:3])]
-    write_report(out / "report.md", results, examples)
+    for name, data in (("results.json", results), ("examples.json", examples)):
+        tmp = out / (name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(out / name)
+    write_markdown(out / "report.md", results, examples)

@@ -38,13 +38,22 @@ def truncate_after_eos(response_ids: torch.Tensor, eos_id: int, pad_id: int) -> 
     return response_ids.masked_fill(after, pad_id), mask
 
 
-def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
-                   temperature: float) -> torch.Tensor:
-    """log pi(token_t | tokens_<t) / T-scaled, for the last n_response positions: (B, R)."""
+def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
+                    temperature: float) -> torch.Tensor:
+    """Logits / T that predict each of the last n_response tokens: (B, R, V)."""
     position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-    logits = logits[:, -n_response - 1:-1].float() / temperature        # (B, R, V)
-    targets = input_ids[:, -n_response:]                                 # (B, R)
+    return logits[:, -n_response - 1:-1].float() / temperature
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
+                   temperature: float) -> torch.Tensor:
+    """log pi(token_t | tokens_<t) at temperature T, for the last n_response positions: (B, R)."""
+    logits = response_logits(model, input_ids, attention_mask, n_response, temperature)
+    return gather_logprobs(logits, input_ids[:, -n_response:])
+
+
+def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 

@@ -1,0 +1,63 @@
+"""Step 2 of the data flow: score a Rollout.
+
+    scores       (B,)    the reward of each whole answer: a reward model read at its EOS, or a
+                         plain Python reward function (prompts, completions) -> list[float];
+                         an answer with no EOS within the limit gets `eos_penalty` instead
+    ref_logprobs (B, R)  log pi_ref of the sampled tokens, at the sampling temperature
+    values       (B, R)  V(s_t) from the value model, the state before each response token
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from rlhfkit.models.heads import sequence_rewards, token_values
+from rlhfkit.rollout.generate import token_logprobs
+from rlhfkit.rollout.types import Rollout
+
+RewardFn = Callable[[list[str], list[str]], list[float]]
+
+
+@dataclass
+class Scores:
+    raw: torch.Tensor            # (B,) reward before the EOS penalty
+    scores: torch.Tensor         # (B,) reward used for training
+    ref_logprobs: torch.Tensor   # (B, R)
+    values: torch.Tensor | None  # (B, R) or None without a value model
+
+
+def reward_model_fn(model) -> Callable[[Rollout, list[str]], torch.Tensor]:
+    """Score with a reward model on the rollout's own tokens (no re-tokenisation)."""
+    def score(rollout: Rollout, prompts: list[str]) -> torch.Tensor:
+        return sequence_rewards(model, rollout.input_ids, rollout.attention_mask)
+    return score
+
+
+def python_reward_fn(fn: RewardFn) -> Callable[[Rollout, list[str]], torch.Tensor]:
+    """Score with a plain function of text."""
+    def score(rollout: Rollout, prompts: list[str]) -> torch.Tensor:
+        values = fn(prompts, rollout.texts)
+        if len(values) != len(prompts):
+            raise ValueError(f"reward function returned {len(values)} scores for {len(prompts)} completions")
+        return torch.tensor([float(v) for v in values])
+    return score
+
+
+def response_values(value_model, rollout: Rollout) -> torch.Tensor:
+    """V(s_t) for each response token: the head at the position just before the token, (B, R)."""
+    values = token_values(value_model, rollout.input_ids, rollout.attention_mask)     # (B, P+R)
+    P, R = rollout.prompt_ids.size(1), rollout.response_ids.size(1)
+    return values[:, P - 1:P - 1 + R] * rollout.response_mask
+
+
+@torch.no_grad()
+def score(rollout: Rollout, prompts: list[str], reward: Callable[[Rollout, list[str]], torch.Tensor], ref_model,
+          value_model, temperature: float, eos_penalty: float | None) -> Scores:
+    raw = reward(rollout, prompts).float()
+    scores = raw if eos_penalty is None else torch.where(rollout.ended, raw, torch.full_like(raw, eos_penalty))
+    ref = token_logprobs(ref_model, rollout.input_ids, rollout.attention_mask, rollout.response_ids.size(1),
+                         temperature) * rollout.response_mask
+    values = response_values(value_model, rollout) if value_model is not None else None
+    return Scores(raw, scores, ref, values)

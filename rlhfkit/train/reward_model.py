@@ -1,0 +1,86 @@
+"""`rlhfkit rm`: a reward model from comparisons and K-way rankings.
+
+The LM with a scalar head read at the last token of prompt + answer (the EOS); loss
+-log sigmoid(r_w - r_l) over every ranked pair, each prompt's pairs weighted 1/C(K,2) so a
+prompt counts once (InstructGPT). After training the head's output is shifted so the training
+answers score 0 on average (`config.reward_offset`; Stiennon et al. normalise references to 0).
+
+    rlhfkit rm --model runs/sft --data comparisons.jsonl --valid_data valid.jsonl --out runs/rm
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import torch
+
+from rlhfkit.algorithms.reward import ranking_loss
+from rlhfkit.config import RMConfig
+from rlhfkit.data.collate import encode_demonstration, pad_batch
+from rlhfkit.data.records import Comparison, Demonstration, load_comparisons
+from rlhfkit.models.heads import save_scalar_model, scalar_model_from_lm, sequence_rewards
+from rlhfkit.models.lm import context_length
+from rlhfkit.train.loop import fit
+
+Group = list  # the encoded answers of one comparison, best first
+
+
+def encode_comparison(c: Comparison, tokenizer, max_len: int) -> Group:
+    return [encode_demonstration(Demonstration(c.prompt, answer, c.where), tokenizer, max_len) for answer in c.ranked]
+
+
+def rm_step(model, groups: list[Group], pad_id: int, autocast) -> tuple[torch.Tensor, dict]:
+    flat = [ex for g in groups for ex in g]
+    batch = pad_batch(flat, pad_id)
+    with autocast:
+        rewards = sequence_rewards(model, batch["input_ids"], batch["attention_mask"])
+    loss, stats = ranking_loss(rewards, [len(g) for g in groups])
+    stats["seq_tokens"] = int(batch["attention_mask"].sum())
+    return loss, stats
+
+
+@torch.no_grad()
+def score_groups(model, groups: list[Group], pad_id: int, batch_size: int = 64) -> list[list[float]]:
+    """Rewards of every answer of every group, in order."""
+    model.eval()
+    flat = [ex for g in groups for ex in g]
+    scores: list[float] = []
+    for i in range(0, len(flat), batch_size):
+        batch = pad_batch(flat[i:i + batch_size], pad_id)
+        scores += sequence_rewards(model, batch["input_ids"], batch["attention_mask"]).tolist()
+    out, start = [], 0
+    for g in groups:
+        out.append(scores[start:start + len(g)])
+        start += len(g)
+    return out
+
+
+def pair_accuracy(group_scores: list[list[float]]) -> float:
+    """Share of ranked pairs the model orders like the label (ties count half), each prompt weighted once."""
+    per_prompt = []
+    for s in group_scores:
+        pairs = [(s[i], s[j]) for i in range(len(s)) for j in range(i + 1, len(s))]
+        per_prompt.append(statistics.fmean(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs))
+    return statistics.fmean(per_prompt)
+
+
+def run(cfg: RMConfig) -> dict:
+    # ---- Model and data
+    model, tokenizer = scalar_model_from_lm(cfg.model)
+    max_len = cfg.max_len or context_length(model)
+    train = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.data)]
+    valid = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.valid_data)] \
+        if cfg.valid_data else []
+    # ---- Training
+    out = Path(cfg.out)
+    fit(model, tokenizer, train, cfg.train, out, resume=cfg.resume, desc="rm",
+        step_fn=lambda m, groups, ac: rm_step(m, groups, tokenizer.pad_token_id, ac))
+    # ---- Normalise: training answers score 0 on average
+    train_scores = score_groups(model, train[:512], tokenizer.pad_token_id)
+    model.config.reward_offset = statistics.fmean(x for s in train_scores for x in s)
+    save_scalar_model(out / "model", model, tokenizer)
+    result = {"train_accuracy": pair_accuracy(score_groups(model, train[:512], tokenizer.pad_token_id)),
+              "reward_offset": model.config.reward_offset, "comparisons": len(train), "out": str(out / "model")}
+    if valid:
+        result["valid_accuracy"] = pair_accuracy(score_groups(model, valid, tokenizer.pad_token_id))
+    return result
