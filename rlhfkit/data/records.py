@@ -159,16 +159,19 @@ def write_jsonl(path: str | Path, records: list[dict]) -> None:
 def to_comparison(record: dict, where: Where) -> Comparison:
     """A chosen/rejected, ranked-list or summarize-from-feedback record as a Comparison."""
     labeler = record.get("labeler") or record.get("worker")
+    # answers may be empty here: policies do emit empty answers, and a reward model must learn
+    # to score them (an empty *demonstration* is still an error)
     if "chosen" in record or "rejected" in record:
-        ranked = (text_field(record, "chosen", where), text_field(record, "rejected", where))
+        ranked = (text_field(record, "chosen", where, allow_empty=True),
+                  text_field(record, "rejected", where, allow_empty=True))
         return Comparison(text_field(record, "prompt", where, allow_empty=True), ranked, labeler, where)
     if "completions" in record:
         answers = record["completions"]
         if not isinstance(answers, list) or len(answers) < 2:
             raise DataError(f"{where}: field 'completions' must be a list of at least 2 answers, best first")
         for i, a in enumerate(answers):
-            if not isinstance(a, str) or not a.strip():
-                raise DataError(f"{where}: field 'completions[{i}]' is empty or not a string")
+            if not isinstance(a, str):
+                raise DataError(f"{where}: field 'completions[{i}]' must be a string, got {type(a).__name__}")
         return Comparison(text_field(record, "prompt", where, allow_empty=True), tuple(answers), labeler, where)
     if "summaries" in record and "choice" in record:
         return _from_summarize_from_feedback(record, where, labeler)
@@ -188,7 +191,7 @@ def _from_summarize_from_feedback(record: dict, where: Where, labeler) -> Compar
         raise DataError(f"{where}: field 'summaries' must hold exactly 2 summaries")
     if choice not in (0, 1):
         raise DataError(f"{where}: field 'choice' must be 0 or 1, got {choice!r}")
-    texts = [text_field(s, "text", Where(where.file, where.line)) if isinstance(s, dict) else None for s in summaries]
+    texts = [text_field(s, "text", where, allow_empty=True) if isinstance(s, dict) else None for s in summaries]
     if None in texts:
         raise DataError(f"{where}: field 'summaries' entries must be objects with 'text'")
     return Comparison(prompt, (texts[choice], texts[1 - choice]), labeler, where)

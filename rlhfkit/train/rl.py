@@ -189,7 +189,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
         rollout = generate(policy, tokenizer, batch, temperature=cfg.sample.temperature,
                            max_new_tokens=cfg.sample.max_new_tokens, seed=hp.seed * 100_003 + step)
         # 2. score
-        scored = score(rollout, batch, reward, ref, value_model, cfg.sample.temperature, hp.eos_penalty)
+        scored = score(rollout, batch, reward, ref, value_model, cfg.sample.temperature,
+                       hp.eos_penalty if hp.eos_trick else None)
         # 3. advantages
         beta = kl.beta
         adv, returns = compute_advantages(algo, rollout, scored, beta, hp)

@@ -72,3 +72,27 @@ def test_too_long_sequence_names_the_record(tiny_tokenizer):
     demo = Demonstration("word " * 100, " x", Where("d.jsonl", 7))
     with pytest.raises(DataError, match=r"d\.jsonl:7: .* longer than the model's 50"):
         encode_demonstration(demo, tiny_tokenizer, 50)
+
+
+def test_comparison_formats(tmp_path):
+    from rlhfkit.data.records import load_comparisons
+    sff = {"info": {"post": "the post", "title": "T", "subreddit": "r"}, "choice": 1,
+           "summaries": [{"text": " worse"}, {"text": " better"}], "worker": "w1"}
+    f = write(tmp_path / "c.jsonl", [json.dumps({"prompt": "P", "chosen": "a", "rejected": "b"}),
+                                     json.dumps({"prompt": "P", "completions": ["x", "y", "z"], "labeler": "l"}),
+                                     json.dumps(sff)])
+    pair, ranking, openai = load_comparisons(f)
+    assert pair.ranked == ("a", "b") and ranking.ranked == ("x", "y", "z") and ranking.labeler == "l"
+    assert openai.ranked == (" better", " worse") and openai.prompt.endswith("POST: the post\nTL;DR:")
+
+
+def test_bad_comparisons_are_named(tmp_path):
+    from rlhfkit.data.records import load_comparisons
+    for record, message in (({"prompt": "P", "chosen": "a"}, "missing field 'rejected'"),
+                            ({"prompt": "P", "completions": ["only"]}, "at least 2 answers"),
+                            ({"prompt": "P", "completions": ["a", 3]}, "'completions[1]' must be a string"),
+                            ({"summaries": [{"text": "a"}, {"text": "b"}], "choice": 2, "info": {"post": "p"}},
+                             "'choice' must be 0 or 1")):
+        f = write(tmp_path / "c.jsonl", [json.dumps(record)])
+        with pytest.raises(DataError, match=r"c\.jsonl:1: .*" + message.replace("[", r"\[").replace("]", r"\]")):
+            load_comparisons(f)

@@ -17,3 +17,11 @@ def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_n():
 
 def test_rate():
     assert rate([True, False, False, False]) == 0.25 and rate([]) == 0.0
+
+
+def test_seed_interval_uses_student_t():
+    from rlhfkit.evaluate.metrics import seed_interval
+    ci = seed_interval([0.4, 0.5, 0.6])
+    half = 4.303 * 0.1 / 3 ** 0.5
+    assert ci["mean"] == pytest.approx(0.5)
+    assert ci["ci_low"] == pytest.approx(0.5 - half) and ci["ci_high"] == pytest.approx(0.5 + half)

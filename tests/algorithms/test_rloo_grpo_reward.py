@@ -1,0 +1,68 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rlhfkit.algorithms import grpo, rloo
+from rlhfkit.algorithms.reward import pairwise_loss, ranking_loss
+
+
+def test_rloo_leave_one_out_baseline():
+    scores = torch.tensor([1.0, 2.0, 3.0, 4.0, 4.0, 4.0])
+    zeros = torch.zeros(6, 2)
+    adv = rloo.advantages(scores, zeros, zeros, torch.ones(6, 2), k=3, beta=0.1)
+    # group 1: baselines (2+3)/2, (1+3)/2, (1+2)/2 -> [-1.5, 0, 1.5]; group 2 all equal -> 0
+    assert adv[:, 0].tolist() == pytest.approx([-1.5, 0.0, 1.5, 0.0, 0.0, 0.0])
+
+
+def test_rloo_puts_the_kl_in_the_reward():
+    scores = torch.tensor([1.0, 1.0])
+    lp = torch.tensor([[0.0], [0.0]])
+    ref = torch.tensor([[-2.0], [0.0]])      # sample 0 has KL 2
+    adv = rloo.advantages(scores, lp, ref, torch.ones(2, 1), k=2, beta=0.5)
+    assert adv[:, 0].tolist() == pytest.approx([-1.0, 1.0])
+
+
+def test_grpo_group_normalised_advantages():
+    adv = grpo.advantages(torch.tensor([1.0, 2.0, 3.0]), torch.ones(3, 1), k=3)
+    assert adv[:, 0].tolist() == pytest.approx([-1.0, 0.0, 1.0], abs=1e-3)
+
+
+def test_grpo_loss_at_the_reference_is_minus_the_advantage():
+    lp = torch.log(torch.tensor([[0.5, 0.25], [0.5, 0.5]]))
+    adv = torch.tensor([[1.0, 1.0], [-2.0, -2.0]])
+    loss, stats = grpo.loss(lp, lp, lp, adv, torch.ones(2, 2), beta=0.1)
+    assert stats["kl_k3"] == 0.0 and loss.item() == pytest.approx(0.5)   # mean of -1 and +2
+
+
+def test_rloo_and_grpo_need_k_of_two():
+    with pytest.raises(ValueError):
+        rloo.advantages(torch.zeros(2), torch.zeros(2, 1), torch.zeros(2, 1), torch.ones(2, 1), k=1, beta=0.0)
+    with pytest.raises(ValueError):
+        grpo.advantages(torch.zeros(2), torch.ones(2, 1), k=1)
+
+
+def test_bradley_terry_at_a_zero_margin_is_log_2():
+    loss, stats = pairwise_loss(torch.zeros(4), torch.zeros(4))
+    assert loss.item() == pytest.approx(math.log(2)) and stats["accuracy"] == 0.0
+
+
+def test_k_way_ranking_by_hand():
+    loss, _ = ranking_loss(torch.tensor([3.0, 2.0, 1.0]), [3])
+    expected = (2 * F.softplus(torch.tensor(-1.0)) + F.softplus(torch.tensor(-2.0))) / 3
+    assert loss.item() == pytest.approx(expected.item())
+
+
+def test_each_prompt_counts_once_whatever_its_k():
+    r = torch.tensor([1.0, 0.0, 3.0, 2.0, 1.0, 0.0])   # a pair, then a 4-way ranking
+    loss, _ = ranking_loss(r, [2, 4])
+    pair = F.softplus(torch.tensor(-1.0))
+    four = sum(F.softplus(torch.tensor(-(r[2 + i] - r[2 + j]).item())) for i in range(4) for j in range(i + 1, 4)) / 6
+    assert loss.item() == pytest.approx(((pair + four) / 2).item())
+
+
+def test_ranking_loss_gradient_pushes_the_better_answer_up():
+    r = torch.zeros(2, requires_grad=True)
+    ranking_loss(r, [2])[0].backward()
+    assert r.grad[0] < 0 < r.grad[1]
