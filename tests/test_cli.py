@@ -90,14 +90,15 @@ def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
     """A few iterations against a dense reward on a tiny model: the reward must go up."""
     env_path = os.path.dirname(__file__)
     ENV["PYTHONPATH"] = env_path + os.pathsep + ENV.get("PYTHONPATH", "")
+    prompts = 32 if algo == "ppo" else 8   # 32 rollouts per iteration either way
     rlhfkit("rl", "--algo", algo, "--policy", tiny_model_dir, "--reward", "fixture_rewards:letter_e_share",
-            "--out", tmp_path / algo, "--rl.steps", "12", "--rl.prompts_per_step", "8", "--rl.k", "4",
-            "--rl.lr", "3e-3", "--rl.beta", "0.0", "--rl.eos_trick", "false", "--rl.minibatch_size", "16",
+            "--out", tmp_path / algo, "--rl.steps", "16", "--rl.prompts_per_step", prompts, "--rl.k", "4",
+            "--rl.lr", "1e-2", "--rl.beta", "0.0", "--rl.eos_trick", "false", "--rl.minibatch_size", "16",
             "--rl.epochs", "2", "--sample.max_new_tokens", "12", "--sample.temperature", "1.0", *TINY_TASK)
     log = [json.loads(line) for line in (tmp_path / algo / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 12 and {"score", "kl", "rlhf_reward", "entropy", "clipfrac", "approx_kl", "length"} <= set(log[0])
+    assert len(log) == 16 and {"score", "kl", "rlhf_reward", "entropy", "clipfrac", "approx_kl", "length"} <= set(log[0])
     first, last = sum(r["score"] for r in log[:3]) / 3, sum(r["score"] for r in log[-3:]) / 3
-    assert last > first + 0.02, (first, last)
+    assert last > first + 0.1, (first, last)   # seen: ~0.09 -> 0.3-0.4
     assert log[0]["kl"] == pytest.approx(0.0, abs=1e-5)   # the first rollouts come from the reference itself
 
 

@@ -109,7 +109,7 @@ def _plots(results: dict) -> list[tuple[str, str]]:
     ax.set_ylabel("gold win rate vs reference")
     figs.append(("Gold win rate against the reference TL;DRs (95% CI)", _png(fig)))
     for algo, runs in results.get("curves", {}).items():
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
         for seed, log in enumerate(runs):
             steps = [r["step"] for r in log]
             a1.plot(steps, [r["score"] for r in log], label=f"proxy (RM), seed {seed}")
@@ -134,7 +134,7 @@ def _plots(results: dict) -> list[tuple[str, str]]:
             figs.append((f"{algo}: over-optimisation (Gao et al. 2022): gain against sqrt KL", _png(fig)))
     rm = results.get("reward_model")
     if rm:
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
         labels = ["vs labels", "labeler agreement", "vs gold"]
         vals = [rm["accuracy_vs_labels"], rm.get("labeler_agreement") or 0, rm["accuracy_vs_gold"] or 0]
         a1.bar(labels, vals, color=["#4c78a8", "#9ecae9", "#f58518"])
