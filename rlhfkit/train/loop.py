@@ -109,25 +109,42 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, resume: b
     return stats
 
 
-def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, path: Path) -> None:
-    def write(d: Path) -> None:
-        model.save_pretrained(d, safe_serialization=True)
-        tokenizer.save_pretrained(d)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                    "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}, d / "trainer_state.pt")
-    save_atomic(path, write)
+def trainer_state(optimizer, scheduler, step: int, **extra) -> dict:
+    """Everything besides the weights that an exact resume needs."""
+    return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(), **extra}
 
 
-def _resume(model, optimizer, scheduler, path: Path) -> int:
+def restore_trainer_state(path: Path, optimizer, scheduler) -> dict | None:
+    """Restore optimizer, scheduler and RNG from `path/trainer_state.pt`; None if there is none."""
     recover_atomic(path)
     if not (path / "trainer_state.pt").is_file():
-        return 0
-    from safetensors.torch import load_file
-    model.load_state_dict(load_file(path / "model.safetensors"), strict=False)
+        return None
     state = torch.load(path / "trainer_state.pt", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
     random.setstate(state["python_rng"])
     tqdm.write(f"resuming from {path} at step {state['step']}")
+    return state
+
+
+def load_weights(model, file: Path) -> None:
+    from safetensors.torch import load_file
+    model.load_state_dict(load_file(file), strict=False)  # tied lm_head is not stored
+
+
+def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, path: Path) -> None:
+    def write(d: Path) -> None:
+        model.save_pretrained(d, safe_serialization=True)
+        tokenizer.save_pretrained(d)
+        torch.save(trainer_state(optimizer, scheduler, step), d / "trainer_state.pt")
+    save_atomic(path, write)
+
+
+def _resume(model, optimizer, scheduler, path: Path) -> int:
+    state = restore_trainer_state(path, optimizer, scheduler)
+    if state is None:
+        return 0
+    load_weights(model, path / "model.safetensors")
     return int(state["step"])

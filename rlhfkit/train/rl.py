@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import random
 import shutil
 import statistics
 import time
@@ -36,12 +35,12 @@ from rlhfkit.algorithms.stats import kl_k3, masked_mean
 from rlhfkit.config import RLConfig
 from rlhfkit.data.records import read_records, text_field
 from rlhfkit.models.heads import load_scalar_model, scalar_model_from_lm
-from rlhfkit.models.lm import ModelError, load_causal_lm, recover_atomic, save_atomic, save_model
+from rlhfkit.models.lm import ModelError, load_causal_lm, save_atomic, save_model
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.score import RewardFn, Scores, python_reward_fn, response_values, reward_model_fn, score
 from rlhfkit.rollout.types import Rollout
 from rlhfkit.tasks.tldr.world import make_split
-from rlhfkit.train.loop import batch_at
+from rlhfkit.train.loop import batch_at, load_weights, restore_trainer_state, trainer_state
 
 # (step, prompts, completions, raw reward scores) -> extra stats to log; used by the demo to
 # track the gold judge beside the proxy reward without the trainer ever importing it
@@ -124,27 +123,18 @@ def _save_checkpoint(path: Path, policy, value_model, tokenizer, optimizer, sche
         tokenizer.save_pretrained(d / "policy")
         if value_model is not None:
             value_model.save_pretrained(d / "value", safe_serialization=True)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "kl": kl.state_dict(),
-                    "step": step, "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()},
-                   d / "trainer_state.pt")
+        torch.save(trainer_state(optimizer, scheduler, step, kl=kl.state_dict()), d / "trainer_state.pt")
     save_atomic(path, write)
 
 
 def _resume(path: Path, policy, value_model, optimizer, scheduler, kl: KLController) -> int:
-    recover_atomic(path)
-    if not (path / "trainer_state.pt").is_file():
+    state = restore_trainer_state(path, optimizer, scheduler)
+    if state is None:
         return 0
-    from safetensors.torch import load_file
-    policy.load_state_dict(load_file(path / "policy" / "model.safetensors"), strict=False)
+    load_weights(policy, path / "policy" / "model.safetensors")
     if value_model is not None:
-        value_model.load_state_dict(load_file(path / "value" / "model.safetensors"), strict=False)
-    state = torch.load(path / "trainer_state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+        load_weights(value_model, path / "value" / "model.safetensors")
     kl.load_state_dict(state["kl"])
-    torch.set_rng_state(state["torch_rng"])
-    random.setstate(state["python_rng"])
-    tqdm.write(f"resuming from {path} at iteration {state['step']}")
     return int(state["step"])
 
 

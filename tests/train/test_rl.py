@@ -1,0 +1,38 @@
+import pytest
+import torch
+
+from rlhfkit.config import RLAlgoConfig, RLConfig, SampleConfig, TaskConfig
+from rlhfkit.models.lm import load_causal_lm
+from rlhfkit.train import rl
+
+
+def e_share(prompts, completions):
+    return [c.count("e") / max(1, len(c)) for c in completions]
+
+
+def _cfg(policy, out, algo="ppo"):
+    return RLConfig(algo=algo, policy=str(policy), reward="unused:unused", out=str(out),
+                    task=TaskConfig(n_train=32),
+                    rl=RLAlgoConfig(steps=4, prompts_per_step=8, k=2, epochs=2, minibatch_size=4, lr=1e-3,
+                                    checkpoint_every=2, eos_trick=False),
+                    sample=SampleConfig(max_new_tokens=8, temperature=1.0))
+
+
+@pytest.mark.parametrize("algo", ["ppo"])   # rloo and grpo share the loop and its checkpoints
+def test_rl_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, algo):
+    rl.run(_cfg(tiny_model_dir, tmp_path / "full", algo), reward_fn=e_share)
+    calls = {"n": 0}
+
+    def dies_at_iteration_4(prompts, completions):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return e_share(prompts, completions)
+    with pytest.raises(KeyboardInterrupt):
+        rl.run(_cfg(tiny_model_dir, tmp_path / "cut", algo), reward_fn=dies_at_iteration_4)
+    assert (tmp_path / "cut" / "checkpoint" / "trainer_state.pt").is_file()
+    rl.run(_cfg(tiny_model_dir, tmp_path / "cut", algo), reward_fn=e_share)
+    full, _ = load_causal_lm(tmp_path / "full")
+    resumed, _ = load_causal_lm(tmp_path / "cut")
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
