@@ -15,6 +15,7 @@ judgement. With --seeds N every training stage runs N times and the report gives
 from __future__ import annotations
 
 import json
+import random
 import statistics
 import time
 from dataclasses import replace
@@ -24,12 +25,13 @@ import torch
 
 from rlhfkit.config import (DataTldrConfig, DemoConfig, EvalConfig, RLConfig, RMConfig, SampleConfig, SFTConfig,
                             to_dict)
-from rlhfkit.data.records import write_jsonl
+from rlhfkit.data.collate import encode_demonstration, pad_batch
+from rlhfkit.data.records import Demonstration, write_jsonl
 from rlhfkit.evaluate import run as evaluate
 from rlhfkit.evaluate.report import write_html, write_markdown
 from rlhfkit.evaluate.reward_model import reward_model_report
 from rlhfkit.evaluate.metrics import seed_interval
-from rlhfkit.models.heads import load_scalar_model
+from rlhfkit.models.heads import load_scalar_model, sequence_rewards
 from rlhfkit.models.lm import load_causal_lm
 from rlhfkit.tasks.tldr import export
 from rlhfkit.tasks.tldr.judge import gold_score
@@ -49,7 +51,6 @@ def sample_answers(policy_dir: Path, posts: list[Post], k: int, sample: SampleCo
 
 def label_pairs(posts: list[Post], answers: list[list[str]], seed: int) -> tuple[list[dict], float]:
     """Held-out pairs labelled by one labeler, and a second labeler's agreement with the first."""
-    import random
     rng = random.Random(f"valid-labels-{seed}")
     records, agree = [], []
     for post, (a, b) in zip(posts, answers, strict=True):
@@ -108,9 +109,7 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
 
 @torch.no_grad()
 def score_reward_model(rm_dir: Path, posts: list[Post], records: list[dict]) -> dict:
-    from rlhfkit.data.collate import encode_demonstration, pad_batch
-    from rlhfkit.data.records import Demonstration
-    from rlhfkit.models.heads import sequence_rewards
+    """The reward model on held-out labelled pairs: accuracy vs labels and gold, calibration."""
     model, tok = load_scalar_model(rm_dir)
     answers = [x for r in records for x in (r["chosen"], r["rejected"])]
     prompts = [r["prompt"] for r in records for _ in range(2)]
