@@ -126,8 +126,9 @@ def _plots(results: dict) -> list[tuple[str, str]]:
             fig, ax = plt.subplots(figsize=(5, 3.2))
             for seed, log in enumerate(runs):
                 d = [max(r["kl"], 0) ** 0.5 for r in log]
-                ax.plot(d, [r["score"] - log[0]["score"] for r in log], label=f"proxy, seed {seed}")
-                ax.plot(d, [r["gold"] - log[0]["gold"] for r in log], ls="--", label=f"gold, seed {seed}")
+                # scatter, not lines: KL and scores are per-batch estimates and jump back and forth
+                ax.scatter(d, [r["score"] - log[0]["score"] for r in log], s=10, label=f"proxy, seed {seed}")
+                ax.scatter(d, [r["gold"] - log[0]["gold"] for r in log], s=10, marker="x", label=f"gold, seed {seed}")
             ax.set_xlabel("sqrt(KL to SFT)")
             ax.set_ylabel("reward gain over SFT")
             ax.legend(fontsize=7)
