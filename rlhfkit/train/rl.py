@@ -33,9 +33,9 @@ from rlhfkit.algorithms import grpo, ppo, rloo
 from rlhfkit.algorithms.kl_control import KLController
 from rlhfkit.algorithms.stats import kl_k3, masked_mean
 from rlhfkit.config import RLConfig
-from rlhfkit.data.records import read_records, text_field
+from rlhfkit.data.records import DataError, read_records, text_field
 from rlhfkit.models.heads import load_scalar_model, scalar_model_from_lm
-from rlhfkit.models.lm import ModelError, load_causal_lm, save_atomic, save_model
+from rlhfkit.models.lm import ModelError, context_length, load_causal_lm, save_atomic, save_model
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.score import RewardFn, Scores, python_reward_fn, response_values, reward_model_fn, score
 from rlhfkit.rollout.types import Rollout
@@ -47,10 +47,22 @@ from rlhfkit.train.loop import batch_at, load_weights, restore_trainer_state, tr
 StepHook = Callable[[int, list[str], list[str], list[float]], dict]
 
 
-def load_prompts(cfg: RLConfig) -> list[str]:
+def load_prompts(cfg: RLConfig, tokenizer, max_prompt_len: int) -> list[str]:
+    """The training prompts; a file's prompts are checked up front against the context left
+    for the response, so a bad record stops the run before any training, named by file:line."""
     if cfg.prompts == "tldr":
         return [p.prompt for p in make_split(cfg.task.seed, "train", cfg.task.n_train)]
-    return [text_field(r, "prompt", w) for w, r in read_records(cfg.prompts)]
+    prompts = []
+    for where, record in read_records(cfg.prompts):
+        prompt = text_field(record, "prompt", where)
+        n = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + 1   # + BOS
+        if n > max_prompt_len:
+            raise DataError(f"{where}: field 'prompt' is {n} tokens; with sample.max_new_tokens the model's "
+                            f"context leaves {max_prompt_len}")
+        prompts.append(prompt)
+    if not prompts:
+        raise DataError(f"{cfg.prompts}: no records")
+    return prompts
 
 
 def import_callable(spec: str) -> RewardFn:
@@ -166,7 +178,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / hp.steps))
     kl = KLController(hp.beta, hp.target_kl or None, hp.kl_horizon)
     step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl) if cfg.resume else 0
-    prompts = load_prompts(cfg)
+    prompts = load_prompts(cfg, tokenizer, context_length(policy) - cfg.sample.max_new_tokens - 1)
     k = 1 if algo == "ppo" else hp.k
     log = (out / "log.jsonl").open("a")
     bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True)

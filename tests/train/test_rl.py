@@ -36,3 +36,14 @@ def test_rl_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp
     resumed, _ = load_causal_lm(tmp_path / "cut")
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_prompt_longer_than_the_context_is_named_before_training(tiny_model_dir, tmp_path):
+    from rlhfkit.data.records import DataError
+    f = tmp_path / "prompts.jsonl"
+    f.write_text('{"prompt": "POST: short\\nTL;DR:"}\n{"prompt": "' + "word " * 600 + '"}\n')
+    cfg = _cfg(tiny_model_dir, tmp_path / "out")
+    cfg.prompts = str(f)
+    with pytest.raises(DataError, match=r"prompts\.jsonl:2: field 'prompt' is \d+ tokens"):
+        rl.run(cfg, reward_fn=e_share)
+    assert not (tmp_path / "out" / "model").exists()
