@@ -21,24 +21,23 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 
 from rlhfkit.config import (DataTldrConfig, DemoConfig, EvalConfig, RLConfig, RMConfig, SampleConfig, SFTConfig,
                             to_dict)
-from rlhfkit.data.collate import encode_demonstration, pad_batch
-from rlhfkit.data.records import Demonstration, write_jsonl
+from rlhfkit.data.records import Comparison, write_jsonl
 from rlhfkit.evaluate import run as evaluate
 from rlhfkit.evaluate.report import write_html, write_markdown
 from rlhfkit.evaluate.reward_model import reward_model_report
 from rlhfkit.evaluate.metrics import seed_interval
-from rlhfkit.models.heads import load_scalar_model, sequence_rewards
-from rlhfkit.models.lm import load_causal_lm
+from rlhfkit.models.heads import load_scalar_model
+from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.tasks.tldr import export
 from rlhfkit.tasks.tldr.judge import gold_score
 from rlhfkit.tasks.tldr.labelers import LABELERS, rank
 from rlhfkit.tasks.tldr.labels import prompts_for_budget, rank_answers
 from rlhfkit.tasks.tldr.world import Post, make_split
 from rlhfkit.train import reward_model, rl, sft
+from rlhfkit.train.reward_model import encode_comparison, score_groups
 
 
 def sample_answers(policy_dir: Path, posts: list[Post], k: int, sample: SampleConfig) -> list[list[str]]:
@@ -107,20 +106,14 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     return results
 
 
-@torch.no_grad()
 def score_reward_model(rm_dir: Path, posts: list[Post], records: list[dict]) -> dict:
     """The reward model on held-out labelled pairs: accuracy vs labels and gold, calibration."""
     model, tok = load_scalar_model(rm_dir)
-    answers = [x for r in records for x in (r["chosen"], r["rejected"])]
-    prompts = [r["prompt"] for r in records for _ in range(2)]
-    scores: list[float] = []
-    for i in range(0, len(answers), 64):
-        exs = [encode_demonstration(Demonstration(p, a or " "), tok, 10_000) for p, a in
-               zip(prompts[i:i + 64], answers[i:i + 64])]
-        batch = pad_batch(exs, tok.pad_token_id)
-        scores += sequence_rewards(model, batch["input_ids"], batch["attention_mask"]).tolist()
+    groups = [encode_comparison(Comparison(r["prompt"], (r["chosen"], r["rejected"])), tok, context_length(model))
+              for r in records]
+    scores = score_groups(model, groups, tok.pad_token_id)
     pairs = [(p, r["chosen"], r["rejected"]) for p, r in zip(posts, records)]
-    return reward_model_report(pairs, [(scores[2 * i], scores[2 * i + 1]) for i in range(len(records))])
+    return reward_model_report(pairs, [(s[0], s[1]) for s in scores])
 
 
 def aggregate(per_seed: list[dict]) -> dict:

@@ -49,10 +49,13 @@ def sample_policy(model, tokenizer, prompts: list[str], sample: SampleConfig, kl
     return texts, lengths, ended, (kls or None)
 
 
-def evaluate_texts(posts: list[Post], texts: list[str], seed: int, bootstrap: int) -> dict:
-    """Everything the gold judge says about one method's answers."""
+def reference_scores(posts: list[Post], seed: int) -> list[float]:
+    return [judge(reference_summary(p, seed)[1], p.facts).score for p in posts]
+
+
+def evaluate_texts(posts: list[Post], texts: list[str], refs: list[float], seed: int, bootstrap: int) -> dict:
+    """Everything the gold judge says about one method's answers; refs: the references' gold scores."""
     verdicts = [judge(t, p.facts) for t, p in zip(texts, posts, strict=True)]
-    refs = [judge(reference_summary(p, seed)[1], p.facts).score for p in posts]
     wins = win_outcomes([v.score for v in verdicts], refs)
     return {
         "winrate_vs_reference": bootstrap_ci(wins, bootstrap, seed=seed),
@@ -66,12 +69,12 @@ def evaluate_texts(posts: list[Post], texts: list[str], seed: int, bootstrap: in
     }
 
 
-def evaluate_policy(name: str, path: str, posts: list[Post], task: TaskConfig, sample: SampleConfig,
-                    bootstrap: int, kl_ref) -> tuple[dict, list[str]]:
+def evaluate_policy(name: str, path: str, posts: list[Post], refs: list[float], task: TaskConfig,
+                    sample: SampleConfig, bootstrap: int, kl_ref) -> tuple[dict, list[str]]:
     model, tokenizer = load_causal_lm(path)
     texts, lengths, ended, kls = sample_policy(model, tokenizer, [p.prompt for p in posts], sample, kl_ref,
                                                desc=f"eval {name}")
-    row = evaluate_texts(posts, texts, task.seed, bootstrap)
+    row = evaluate_texts(posts, texts, refs, task.seed, bootstrap)
     row["kl_to_sft"] = statistics.fmean(kls) if kls is not None else None
     row["length_mean"] = statistics.fmean(lengths)
     row["failure_rates"]["no_eos"] = rate([not e for e in ended])
@@ -81,10 +84,11 @@ def evaluate_policy(name: str, path: str, posts: list[Post], task: TaskConfig, s
 def run(cfg: EvalConfig) -> dict:
     posts = make_split(cfg.task.seed, "test", cfg.task.n_test)[: cfg.n_prompts]
     kl_ref = load_causal_lm(cfg.kl_ref)[0] if cfg.kl_ref else None
+    refs = reference_scores(posts, cfg.task.seed)
     methods, samples = {}, {}
     for name, path in parse_policies(cfg.policies).items():
-        methods[name], samples[name] = evaluate_policy(name, path, posts, cfg.task, cfg.sample, cfg.bootstrap,
-                                                       kl_ref)
+        methods[name], samples[name] = evaluate_policy(name, path, posts, refs, cfg.task, cfg.sample,
+                                                       cfg.bootstrap, kl_ref)
     results = {"task": {"name": "tldr", **to_dict(cfg.task)}, "config": to_dict(cfg), "methods": methods}
     write_results(Path(cfg.out), results, posts, samples, cfg.task.seed)
     return results

@@ -45,11 +45,12 @@ def python_reward_fn(fn: RewardFn) -> Callable[[Rollout, list[str]], torch.Tenso
     return score
 
 
-def response_values(value_model, rollout: Rollout) -> torch.Tensor:
+def response_values(value_model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    response_mask: torch.Tensor) -> torch.Tensor:
     """V(s_t) for each response token: the head at the position just before the token, (B, R)."""
-    values = token_values(value_model, rollout.input_ids, rollout.attention_mask)     # (B, P+R)
-    P, R = rollout.prompt_ids.size(1), rollout.response_ids.size(1)
-    return values[:, P - 1:P - 1 + R] * rollout.response_mask
+    values = token_values(value_model, input_ids, attention_mask)                    # (B, P+R)
+    P, R = input_ids.size(1) - response_mask.size(1), response_mask.size(1)
+    return values[:, P - 1:P - 1 + R] * response_mask
 
 
 @torch.no_grad()
@@ -59,5 +60,6 @@ def score(rollout: Rollout, prompts: list[str], reward: Callable[[Rollout, list[
     scores = raw if eos_penalty is None else torch.where(rollout.ended, raw, torch.full_like(raw, eos_penalty))
     ref = token_logprobs(ref_model, rollout.input_ids, rollout.attention_mask, rollout.response_ids.size(1),
                          temperature) * rollout.response_mask
-    values = response_values(value_model, rollout) if value_model is not None else None
+    values = (response_values(value_model, rollout.input_ids, rollout.attention_mask, rollout.response_mask)
+              if value_model is not None else None)
     return Scores(raw, scores, ref, values)

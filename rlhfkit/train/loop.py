@@ -59,6 +59,18 @@ def lm_step(model, examples: list[Example], pad_id: int, autocast) -> tuple[torc
     return loss, stats
 
 
+@torch.no_grad()
+def mean_lm_loss(model, examples: list[Example], pad_id: int, batch_size: int = 32) -> float:
+    """Mean per-token loss on the labelled tokens of held-out examples."""
+    model.eval()
+    total, n = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        loss, stats = lm_step(model, examples[i:i + batch_size], pad_id, torch.autocast("cpu", enabled=False))
+        total += loss.item() * stats["tokens"]
+        n += stats["tokens"]
+    return total / n
+
+
 def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, resume: bool = True, desc: str = "train",
         evaluate: Callable[[], dict] | None = None, step_fn: StepFn | None = None) -> dict:
     """Train `model` on `items` (Examples for the LM loss, or whatever `step_fn` takes); write

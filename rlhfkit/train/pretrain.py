@@ -19,14 +19,13 @@ from pathlib import Path
 
 import torch
 
-from rlhfkit.algorithms.sft import sft_loss
 from rlhfkit.config import PretrainConfig, to_dict
-from rlhfkit.data.collate import encode_text, pad_batch
+from rlhfkit.data.collate import encode_text
 from rlhfkit.models.lm import build_llama, count_parameters
 from rlhfkit.models.tokenizer import train_tokenizer
 from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.tasks.tldr.writers import oracle_summary, reference_summary
-from rlhfkit.train.loop import fit
+from rlhfkit.train.loop import fit, mean_lm_loss
 
 ORACLE_SHARE = 0.1  # share of corpus TL;DRs that are the oracle's: good summaries exist on the web too
 
@@ -40,18 +39,8 @@ def corpus(seed: int, split: str, n: int) -> list[str]:
     return docs
 
 
-@torch.no_grad()
-def perplexity(model, tokenizer, docs: list[str], max_len: int, batch_size: int = 32) -> float:
-    model.eval()
-    total, n = 0.0, 0
-    for i in range(0, len(docs), batch_size):
-        batch = pad_batch([encode_text(d, tokenizer, max_len) for d in docs[i:i + batch_size]],
-                          tokenizer.pad_token_id)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss, stats = sft_loss(logits, batch["labels"])
-        total += loss.item() * stats["tokens"]
-        n += stats["tokens"]
-    return math.exp(total / n)
+def perplexity(model, tokenizer, docs: list[str], max_len: int) -> float:
+    return math.exp(mean_lm_loss(model, [encode_text(d, tokenizer, max_len) for d in docs], tokenizer.pad_token_id))
 
 
 def run(cfg: PretrainConfig) -> dict:

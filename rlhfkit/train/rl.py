@@ -100,7 +100,7 @@ def update(algo: str, policy, value_model, optimizer, r: Rollout, s: Scores, adv
             logits = response_logits(policy, ids[mb], attn[mb], R, temperature)     # (b, R, V)
             logprobs = gather_logprobs(logits, r.response_ids[mb])
             if algo == "ppo":
-                values = response_values_of(value_model, ids[mb], attn[mb], r, mb)
+                values = response_values(value_model, ids[mb], attn[mb], r.response_mask[mb])
                 loss, stats = ppo.loss(logprobs, r.logprobs[mb], adv[mb], values, s.values[mb], returns[mb],
                                        mask[mb], cfg.clip, cfg.vf_clip, cfg.vf_coef)
             elif algo == "rloo":
@@ -119,12 +119,6 @@ def update(algo: str, policy, value_model, optimizer, r: Rollout, s: Scores, adv
             for k, v in stats.items():
                 logs.setdefault(k, []).append(v)
     return {k: statistics.fmean(v) for k, v in logs.items()}
-
-
-def response_values_of(value_model, ids: torch.Tensor, attn: torch.Tensor, r: Rollout, mb: torch.Tensor) -> torch.Tensor:
-    sub = Rollout(r.prompt_ids[mb], r.prompt_mask[mb], r.response_ids[mb], r.response_mask[mb], r.logprobs[mb],
-                  [], r.ended[mb])
-    return response_values(value_model, sub)
 
 
 # ---- checkpoints ---------------------------------------------------------------------------

@@ -13,16 +13,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import torch
-
-from rlhfkit.algorithms.sft import sft_loss
 from rlhfkit.config import SFTConfig
-from rlhfkit.data.collate import encode_demonstration, pad_batch
+from rlhfkit.data.collate import encode_demonstration
 from rlhfkit.data.records import Demonstration, Where, load_demonstrations
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.tasks.tldr.writers import reference_summary
-from rlhfkit.train.loop import fit
+from rlhfkit.train.loop import fit, mean_lm_loss
 
 
 def tldr_demonstrations(seed: int, split: str, n: int) -> list[Demonstration]:
@@ -41,19 +38,6 @@ def load_data(path: str, tokenizer, cfg: SFTConfig, split: str) -> list[Demonstr
     return load_demonstrations(path, template)
 
 
-@torch.no_grad()
-def mean_loss(model, tokenizer, examples, batch_size: int = 32) -> float:
-    model.eval()
-    total, n = 0.0, 0
-    for i in range(0, len(examples), batch_size):
-        batch = pad_batch(examples[i:i + batch_size], tokenizer.pad_token_id)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss, stats = sft_loss(logits, batch["labels"])
-        total += loss.item() * stats["tokens"]
-        n += stats["tokens"]
-    return total / n
-
-
 def run(cfg: SFTConfig) -> dict:
     # ---- Model and data
     model, tokenizer = load_causal_lm(cfg.model)
@@ -63,10 +47,10 @@ def run(cfg: SFTConfig) -> dict:
     valid = [encode_demonstration(d, tokenizer, max_len) for d in load_data(valid_path, tokenizer, cfg, "valid")] \
         if valid_path else []
     # ---- Training
-    evaluate = (lambda: {"valid_loss": mean_loss(model, tokenizer, valid)}) if valid else None
+    evaluate = (lambda: {"valid_loss": mean_lm_loss(model, valid, tokenizer.pad_token_id)}) if valid else None
     stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), resume=cfg.resume, desc="sft", evaluate=evaluate)
     result = {"train_loss": stats.get("loss"), "examples": len(train), "out": str(Path(cfg.out) / "model")}
     if valid:
-        result["valid_loss"] = mean_loss(model, tokenizer, valid)
+        result["valid_loss"] = mean_lm_loss(model, valid, tokenizer.pad_token_id)
         result["valid_ppl"] = math.exp(result["valid_loss"])
     return result
