@@ -17,6 +17,11 @@ STAGES = {
     "sft": (C.SFTConfig, "rlhfkit.train.sft:run"),
     "rm": (C.RMConfig, "rlhfkit.train.reward_model:run"),
     "rl": (C.RLConfig, "rlhfkit.train.rl:run"),
+    "bon": (C.BestOfNConfig, "rlhfkit.train.best_of_n:run"),
+    "rsft": (C.RSFTConfig, "rlhfkit.train.rejection:run_rsft"),
+    "rwsft": (C.RWSFTConfig, "rlhfkit.train.rejection:run_rwsft"),
+    "slic": (C.SLiCConfig, "rlhfkit.train.preference:run_slic"),
+    "dpo": (C.DPOConfig, "rlhfkit.train.preference:run_dpo"),
     "eval": (C.EvalConfig, "rlhfkit.evaluate.run:run"),
     "demo": (C.DemoConfig, "rlhfkit.demo:run"),
 }

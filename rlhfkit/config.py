@@ -184,6 +184,122 @@ class RMConfig:
 
 
 @dataclass
+class DPOConfig:
+    """`rlhfkit dpo`: DPO or IPO straight from comparisons and rankings (no reward model)."""
+    model: str = opt("runs/sft", "causal-LM directory to start from; also the frozen reference")
+    data: str = opt("", "comparisons: chosen/rejected, ranked-list or summarize-from-feedback JSONL / Parquet")
+    valid_data: str = opt("", "held-out comparisons, for the implicit reward's accuracy")
+    out: str = opt("runs/dpo", "output directory: the fine-tuned policy")
+    loss: str = opt("dpo", "dpo (-log sigmoid(beta h)) | ipo ((h - 1/(2 beta))^2)")
+    beta: float = opt(0.1, "strength of the implicit KL constraint")
+    max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)")
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
+                             "optimisation; batch_size counts prompts (a ranking is one item)")
+
+    def validate(self) -> None:
+        self.train.validate("train")
+        if not self.data:
+            raise ConfigError("dpo needs --data FILE (comparisons or rankings)")
+        if self.loss not in ("dpo", "ipo"):
+            raise ConfigError(f"loss must be dpo or ipo, got {self.loss!r}")
+        if self.beta <= 0:
+            raise ConfigError(f"beta must be > 0, got {self.beta}")
+
+
+@dataclass
+class SLiCConfig:
+    """`rlhfkit slic`: SLiC-HF, a rank-calibration hinge plus a cross-entropy regulariser."""
+    model: str = opt("runs/sft", "causal-LM directory to start from")
+    data: str = opt("", "comparisons: chosen/rejected, ranked-list or summarize-from-feedback JSONL / Parquet")
+    valid_data: str = opt("", "held-out comparisons, for the log-likelihood ranking accuracy")
+    out: str = opt("runs/slic", "output directory: the fine-tuned policy")
+    delta: float = opt(1.0, "hinge margin on log pi(chosen) - log pi(rejected), in nats")
+    reg_weight: float = opt(1.0, "weight of the per-token cross-entropy on the chosen answer")
+    max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)")
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
+                             "optimisation; batch_size counts prompts (a ranking is one item)")
+
+    def validate(self) -> None:
+        self.train.validate("train")
+        if not self.data:
+            raise ConfigError("slic needs --data FILE (comparisons or rankings)")
+        if self.delta < 0 or self.reg_weight < 0:
+            raise ConfigError("delta and reg_weight must be >= 0")
+
+
+@dataclass
+class BestOfNConfig:
+    """`rlhfkit bon`: best-of-n sampling against a reward model (an inference-time baseline)."""
+    policy: str = opt("runs/sft", "causal-LM directory to sample from")
+    reward_model: str = opt("runs/rm", "reward model directory that picks the best answer")
+    n: int = opt(16, "answers sampled per prompt; KL to the policy is log n - (n-1)/n")
+    prompts: str = opt("tldr", "'tldr' (the world's test prompts) or a JSONL / Parquet file with 'prompt'")
+    n_prompts: int = opt(500, "with prompts 'tldr': how many test prompts")
+    out: str = opt("runs/bon", "output directory: completions.jsonl (best answer, every candidate and score)")
+    task: TaskConfig = sub(TaskConfig, "the world, when prompts is 'tldr'")
+    sample: SampleConfig = sub(SampleConfig, "sampling of the candidates")
+
+    def validate(self) -> None:
+        self.task.validate()
+        self.sample.validate("sample")
+        if self.n < 1:
+            raise ConfigError(f"n must be >= 1, got {self.n}")
+
+
+@dataclass
+class RSFTConfig:
+    """`rlhfkit rsft`: rejection-sampling fine-tuning: SFT on the reward model's best of n, in rounds."""
+    policy: str = opt("runs/sft", "causal-LM directory to start from (and sample from in round 1)")
+    reward_model: str = opt("runs/rm", "reward model directory that picks the best answer")
+    n: int = opt(8, "answers sampled per prompt each round")
+    rounds: int = opt(2, "sample -> select -> fine-tune rounds, each from the latest policy")
+    prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
+    prompts_per_round: int = opt(500, "prompts sampled each round (taken in turn from the prompt set)")
+    out: str = opt("runs/rsft", "output directory: round<r>/ per round, model/ the last")
+    task: TaskConfig = sub(TaskConfig, "the world, when prompts is 'tldr'")
+    sample: SampleConfig = sub(SampleConfig, "sampling of the candidates")
+    train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
+                             "optimisation of each round")
+
+    def validate(self) -> None:
+        self.task.validate()
+        self.sample.validate("sample")
+        self.train.validate("train")
+        if self.n < 1 or self.rounds < 1 or self.prompts_per_round < 1:
+            raise ConfigError("n, rounds and prompts_per_round must be >= 1")
+
+
+@dataclass
+class RWSFTConfig:
+    """`rlhfkit rwsft`: reward-weighted SFT, text loss plus a reward-weighted term on samples."""
+    policy: str = opt("runs/sft", "causal-LM directory to start from and sample from")
+    reward_model: str = opt("runs/rm", "reward model directory that weighs the samples")
+    demonstrations: str = opt("tldr", "demonstrations for the text loss: 'tldr' or a JSONL / Parquet file "
+                                      "('' for none)")
+    n: int = opt(8, "answers sampled per prompt")
+    tau: float = opt(0.1, "reward temperature: weights exp(r/tau) normalised per prompt")
+    alpha: float = opt(0.5, "weight of the text loss on demonstrations beside the reward term")
+    prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
+    n_prompts: int = opt(500, "prompts to sample for")
+    out: str = opt("runs/rwsft", "output directory: the fine-tuned policy")
+    task: TaskConfig = sub(TaskConfig, "the world, when prompts or demonstrations are 'tldr'")
+    sample: SampleConfig = sub(SampleConfig, "sampling of the candidates")
+    train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=32, epochs=1.0, warmup_steps=10),
+                             "optimisation")
+
+    def validate(self) -> None:
+        self.task.validate()
+        self.sample.validate("sample")
+        self.train.validate("train")
+        if self.n < 1 or self.n_prompts < 1:
+            raise ConfigError("n and n_prompts must be >= 1")
+        if self.tau <= 0 or self.alpha < 0:
+            raise ConfigError("tau must be > 0 and alpha >= 0")
+
+
+@dataclass
 class RLAlgoConfig:
     """Hyperparameters of the RL update (defaults: the N+ / Stiennon PPO recipe where it applies)."""
     steps: int = opt(40, "RL iterations: generate -> score -> advantages -> update")
@@ -247,7 +363,8 @@ class RLConfig:
 @dataclass
 class EvalConfig:
     """`rlhfkit eval`: judge policies on held-out prompts against the reference TL;DRs."""
-    policies: str = opt("sft=runs/sft", "comma-separated name=DIR pairs, e.g. 'base=models/tldr-base,sft=runs/sft'")
+    policies: str = opt("sft=runs/sft", "comma-separated name=DIR (or name=FILE.jsonl of written answers) pairs, "
+                                        "e.g. 'base=models/tldr-base,sft=runs/sft,bon=runs/bon/completions.jsonl'")
     kl_ref: str = opt("runs/sft", "model the KL of each policy is measured against (the SFT policy)")
     out: str = opt("runs/eval", "directory for results.json and report.md")
     n_prompts: int = opt(500, "held-out test prompts to evaluate on")
@@ -263,12 +380,18 @@ class EvalConfig:
         parse_policies(self.policies)
 
 
+RL_METHODS = ("ppo", "rloo", "grpo")
+METHODS = ("bon", "rsft", "rwsft", "slic", "dpo", "ipo") + RL_METHODS
+ALL_METHODS = ("bon", "rsft", "rwsft", "slic", "dpo", "ipo", "ppo")
+
+
 @dataclass
 class DemoConfig:
     """`rlhfkit demo`: the built-in RL-vs-SL experiment, end to end."""
     out: str = opt("runs/demo", "directory for every stage's output and the report")
     base_model: str = opt("models/tldr-base", "the shipped base model to start from")
-    methods: str = opt("ppo", "RL methods to run, comma-separated: ppo, rloo, grpo")
+    methods: str = opt("bon,dpo,ppo", "methods beside SFT, comma-separated, from " + ", ".join(METHODS) +
+                                         "; 'all' = the eight rows (sft, " + ", ".join(ALL_METHODS) + ")")
     seeds: int = opt(1, "training seeds (world fixed); the report gives mean and CI over them")
     n_prompts: int = opt(500, "held-out test prompts to evaluate on")
     label_budget: int = opt(6000, "pairwise comparisons the simulated labelers make (a K-way ranking holds C(K,2))")
@@ -279,6 +402,17 @@ class DemoConfig:
     rm: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=2.0, warmup_steps=10),
                           "reward-model optimisation (batch_size counts rankings)")
     rl: RLAlgoConfig = sub(RLAlgoConfig, "the RL update, shared by every RL method")
+    pref: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
+                            "optimisation of dpo, ipo and slic (batch_size counts rankings)")
+    dpo_beta: float = opt(0.1, "dpo's beta")
+    ipo_beta: float = opt(0.1, "ipo's beta")
+    bon_n: int = opt(8, "best-of-n's n (KL to SFT log n - (n-1)/n)")
+    sample_n: int = opt(8, "answers sampled per prompt for rsft and rwsft")
+    rsft_rounds: int = opt(2, "rejection-sampling rounds")
+    rwsft_tau: float = opt(0.1, "rwsft's reward temperature")
+    rwsft_alpha: float = opt(0.5, "rwsft's weight on the demonstrations' text loss")
+    sl: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
+                          "optimisation of rsft (each round) and rwsft")
     eval: SampleConfig = sub(SampleConfig, "sampling, for rollouts and for evaluation")
 
     def validate(self) -> None:
@@ -287,9 +421,12 @@ class DemoConfig:
         self.rm.validate("rm")
         self.eval.validate("eval")
         for m in self.method_list:
-            if m not in ("ppo", "rloo", "grpo"):
-                raise ConfigError(f"methods: unknown RL method {m!r}; choose from ppo, rloo, grpo")
-            self.rl.validate(m)
+            if m not in METHODS:
+                raise ConfigError(f"methods: unknown method {m!r}; choose from {', '.join(METHODS)} or 'all'")
+            if m in RL_METHODS:
+                self.rl.validate(m)
+        if self.bon_n < 1 or self.sample_n < 1 or self.rsft_rounds < 1:
+            raise ConfigError("bon_n, sample_n and rsft_rounds must be >= 1")
         if self.n_prompts > self.task.n_test:
             raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
         if self.seeds < 1:
@@ -299,7 +436,10 @@ class DemoConfig:
 
     @property
     def method_list(self) -> list[str]:
-        return [m.strip() for m in self.methods.split(",") if m.strip()]
+        """The methods beside SFT, in the report's order (supervised first, then RL)."""
+        given = [m.strip() for m in self.methods.split(",") if m.strip()]
+        given = [x for m in given for x in (ALL_METHODS if m == "all" else (m,))]
+        return [m for m in METHODS if m in given] + [m for m in dict.fromkeys(given) if m not in METHODS]
 
 
 def parse_policies(spec: str) -> dict[str, str]:

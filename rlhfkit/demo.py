@@ -22,9 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 
 
-from rlhfkit.config import (DataTldrConfig, DemoConfig, EvalConfig, RLConfig, RMConfig, SampleConfig, SFTConfig,
-                            to_dict)
-from rlhfkit.data.records import Comparison, write_jsonl
+from rlhfkit.config import (RL_METHODS, BestOfNConfig, DataTldrConfig, DemoConfig, DPOConfig, EvalConfig, RLConfig,
+                            RMConfig, RSFTConfig, RWSFTConfig, SampleConfig, SFTConfig, SLiCConfig, to_dict)
+from rlhfkit.data.records import Comparison, read_records, write_jsonl
+from rlhfkit.evaluate import claims, probes
 from rlhfkit.evaluate import run as evaluate
 from rlhfkit.evaluate.report import write_html, write_markdown
 from rlhfkit.evaluate.reward_model import reward_model_report
@@ -36,7 +37,8 @@ from rlhfkit.tasks.tldr.judge import gold_score
 from rlhfkit.tasks.tldr.labelers import LABELERS, rank
 from rlhfkit.tasks.tldr.labels import prompts_for_budget, rank_answers
 from rlhfkit.tasks.tldr.world import Post, make_split
-from rlhfkit.train import reward_model, rl, sft
+from rlhfkit.train import best_of_n as bon
+from rlhfkit.train import preference, rejection, reward_model, rl, sft
 from rlhfkit.train.reward_model import encode_comparison, score_groups
 
 
@@ -92,18 +94,62 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
                               train=replace(cfg.rm, seed=seed)))
     rm_report = score_reward_model(d / "rm", valid_posts, valid_records)
     rm_report.update(labeler_agreement=labeler_agreement, comparisons=n_label * (cfg.label_k * (cfg.label_k - 1) // 2))
-    # ---- 4. RL against the reward model, KL-penalised toward SFT
-    for algo in cfg.method_list:
-        rl.run(RLConfig(algo=algo, policy=str(d / "sft"), reward_model=str(d / "rm"), out=str(d / algo), task=task,
-                        rl=replace(cfg.rl, seed=seed), sample=cfg.eval), on_step=gold_hook(train_posts))
+    # ---- 4. Every method on the same SFT policy, labels and reward model
+    policies = {"base": cfg.base_model, "sft": str(d / "sft")}
+    extra: dict[str, dict] = {}
+    for method in cfg.method_list:
+        policies[method], extra[method] = run_method(cfg, method, seed, d, train_posts)
     # ---- 5. Every policy on the same held-out prompts
-    policies = ",".join([f"base={cfg.base_model}", f"sft={d / 'sft'}"] + [f"{a}={d / a}" for a in cfg.method_list])
-    results = evaluate.run(EvalConfig(policies=policies, kl_ref=str(d / "sft"), out=str(d), n_prompts=cfg.n_prompts,
-                                      task=task, sample=cfg.eval))
+    results = evaluate.run(EvalConfig(policies=",".join(f"{k}={v}" for k, v in policies.items()),
+                                      kl_ref=str(d / "sft"), out=str(d), n_prompts=cfg.n_prompts, task=task,
+                                      sample=cfg.eval))
+    for method, info in extra.items():
+        results["methods"][method].update(info)
     results["reward_model"] = rm_report
     results["curves"] = {a: [json.loads(line) for line in (d / a / "log.jsonl").read_text().splitlines()]
-                         for a in cfg.method_list}
+                         for a in cfg.method_list if a in RL_METHODS}
+    # ---- 6. The measurements behind the "Why RL" claims
+    test_posts = make_split(task.seed, "test", task.n_test)[:cfg.n_prompts]
+    sft_model, tok = load_causal_lm(d / "sft")
+    rm_model, _ = load_scalar_model(d / "rm")
+    results["negation_probe"] = probes.negation_probe(sft_model, tok, rm_model, test_posts[:200], seed)
+    if "bon" in cfg.method_list:
+        records = [r for _, r in read_records(d / "bon" / "completions.jsonl")]
+        results["bon_curve"] = probes.best_of_n_curve(records, test_posts)
     return results
+
+
+def run_method(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: list[Post]) -> tuple[str, dict]:
+    """Train (or, for best-of-n, write the answers of) one method; (its policy for eval, extra stats)."""
+    sft_dir, rm_dir, labels, out, task = str(d / "sft"), str(d / "rm"), d / "labels", str(d / method), cfg.task
+    sample = replace(cfg.eval, seed=20_000 + seed)        # the methods' own draws, not the eval's
+    if method == "bon":     # on the eval prompts, at the eval's temperature
+        bon.run(BestOfNConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.bon_n, n_prompts=cfg.n_prompts, out=out,
+                              task=task, sample=sample))
+        return str(d / method / "completions.jsonl"), {}
+    if method in ("dpo", "ipo"):
+        r = preference.run_dpo(DPOConfig(model=sft_dir, data=str(labels / "rankings.jsonl"),
+                                         valid_data=str(labels / "valid.jsonl"), out=out, loss=method,
+                                         beta=cfg.dpo_beta if method == "dpo" else cfg.ipo_beta,
+                                         train=replace(cfg.pref, seed=seed)))
+        return out, {"ranking_accuracy": r["valid_accuracy"]}
+    if method == "slic":
+        r = preference.run_slic(SLiCConfig(model=sft_dir, data=str(labels / "rankings.jsonl"),
+                                           valid_data=str(labels / "valid.jsonl"), out=out,
+                                           train=replace(cfg.pref, seed=seed)))
+        return out, {"ranking_accuracy": r["valid_accuracy"]}
+    if method == "rsft":
+        rejection.run_rsft(RSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, rounds=cfg.rsft_rounds,
+                                      out=out, task=task, sample=sample, train=replace(cfg.sl, seed=seed)))
+        return out, {}
+    if method == "rwsft":
+        rejection.run_rwsft(RWSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, tau=cfg.rwsft_tau,
+                                        alpha=cfg.rwsft_alpha, out=out, task=task, sample=sample,
+                                        train=replace(cfg.sl, seed=seed)))
+        return out, {}
+    rl.run(RLConfig(algo=method, policy=sft_dir, reward_model=rm_dir, out=out, task=task,
+                    rl=replace(cfg.rl, seed=seed), sample=cfg.eval), on_step=gold_hook(train_posts))
+    return out, {}
 
 
 def score_reward_model(rm_dir: Path, posts: list[Post], records: list[dict]) -> dict:
@@ -116,6 +162,18 @@ def score_reward_model(rm_dir: Path, posts: list[Post], records: list[dict]) -> 
     return reward_model_report(pairs, [(s[0], s[1]) for s in scores])
 
 
+def mean_tree(trees: list):
+    """The element-wise mean of same-shaped nested dicts / lists of numbers (other leaves: the first)."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {k: mean_tree([t[k] for t in trees]) for k in first}
+    if isinstance(first, list):
+        return [mean_tree(list(items)) for items in zip(*trees)]
+    if isinstance(first, (int, float)) and not isinstance(first, bool):
+        return statistics.fmean(trees)
+    return first
+
+
 def aggregate(per_seed: list[dict]) -> dict:
     """Mean and CI over seeds (one seed: the bootstrap CI over prompts of that run)."""
     first = per_seed[0]
@@ -126,22 +184,44 @@ def aggregate(per_seed: list[dict]) -> dict:
             methods[name] = rows[0]
             continue
         wins = [r["winrate_vs_reference"]["mean"] for r in rows]
+        kls = [r["kl_to_sft"] for r in rows]
         methods[name] = {
             "winrate_vs_reference": seed_interval(wins),
             "gold_score_mean": statistics.fmean(r["gold_score_mean"] for r in rows),
-            "kl_to_sft": statistics.fmean(r["kl_to_sft"] for r in rows),
+            "kl_to_sft": statistics.fmean(kls) if None not in kls else None,
             "length_mean": statistics.fmean(r["length_mean"] for r in rows),
             "failure_rates": {k: statistics.fmean(r["failure_rates"][k] for r in rows)
                               for k in rows[0]["failure_rates"]},
             "n_prompts": rows[0]["n_prompts"],
-            "per_seed": [{"winrate": w, "kl_to_sft": r["kl_to_sft"]} for w, r in zip(wins, rows)],
+            "per_seed": [{"winrate": w, "kl_to_sft": kl} for w, kl in zip(wins, kls)],
         }
+        if "ranking_accuracy" in rows[0]:
+            methods[name]["ranking_accuracy"] = statistics.fmean(r["ranking_accuracy"] for r in rows)
     rm = {k: statistics.fmean(r["reward_model"][k] for r in per_seed)
           for k in ("accuracy_vs_labels", "accuracy_vs_gold", "labeler_agreement")}
     rm.update({k: first["reward_model"][k] for k in ("calibration", "length_correlation", "comparisons", "n_pairs")})
     rm["per_seed"] = [{k: r["reward_model"][k] for k in ("accuracy_vs_labels", "accuracy_vs_gold")} for r in per_seed]
-    return {"task": first["task"], "methods": methods, "reward_model": rm,
-            "curves": {a: [r["curves"][a] for r in per_seed] for a in first["curves"]}, "seeds": len(per_seed)}
+    out = {"task": first["task"], "methods": methods, "reward_model": rm,
+           "curves": {a: [r["curves"][a] for r in per_seed] for a in first["curves"]}, "seeds": len(per_seed),
+           "negation_probe": mean_tree([r["negation_probe"] for r in per_seed])}
+    out["gold_vs_kl"] = gold_vs_kl(per_seed)
+    out["claims"] = claims.decide(out)
+    return out
+
+
+def gold_vs_kl(per_seed: list[dict]) -> dict:
+    """Gold score against KL to SFT for best-of-n (analytic KL, n = 1, 2, 4, ...) and for PPO (its
+    training rollouts at each iteration), each with Gao et al.'s form fitted to the gain over SFT."""
+    out = {}
+    if "bon_curve" in per_seed[0]:
+        curve = mean_tree([r["bon_curve"] for r in per_seed])
+        points = [(c["kl"], c["gold"] - curve[0]["gold"]) for c in curve]
+        out["bon"] = {"points": curve, "fit": probes.fit_gao(points, "bon")}
+    if "ppo" in per_seed[0]["curves"]:
+        points = [(row["kl"], row["gold"] - log[0]["gold"]) for r in per_seed for log in [r["curves"]["ppo"]]
+                  for row in log[1:]]
+        out["ppo"] = {"points": [{"kl": k, "gain": g} for k, g in points], "fit": probes.fit_gao(points, "rl")}
+    return out
 
 
 def run(cfg: DemoConfig) -> dict:

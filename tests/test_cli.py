@@ -1,5 +1,6 @@
 """Each stage run as a user runs it: the `rlhfkit` command in a subprocess, on a tiny world."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -103,12 +104,56 @@ def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
 
 
 def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
-    rlhfkit("demo", "--out", tmp_path / "demo", "--base_model", tiny_model_dir, "--methods", "ppo,grpo",
+    rlhfkit("demo", "--out", tmp_path / "demo", "--base_model", tiny_model_dir, "--methods", "all,grpo",
             "--n_prompts", "16", "--label_budget", "60", "--rl.steps", "2", "--rl.prompts_per_step", "8",
-            "--rl.k", "2", "--eval.max_new_tokens", "16", "--sft.epochs", "0.5", "--rm.epochs", "0.5", *TINY_TASK)
+            "--rl.k", "2", "--eval.max_new_tokens", "16", "--sft.epochs", "0.5", "--rm.epochs", "0.5",
+            "--bon_n", "4", "--sample_n", "2", "--rsft_rounds", "2", "--pref.epochs", "0.5", "--sl.epochs", "0.5",
+            *TINY_TASK)
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert set(results["methods"]) == {"base", "sft", "ppo", "grpo"}
+    assert list(results["methods"]) == ["base", "sft", "bon", "rsft", "rwsft", "slic", "dpo", "ipo", "ppo", "grpo"]
+    assert results["methods"]["bon"]["kl_to_sft"] == pytest.approx(math.log(4) - 3 / 4)
     assert {"accuracy_vs_labels", "accuracy_vs_gold", "labeler_agreement"} <= set(results["reward_model"])
     assert len(results["curves"]["ppo"][0]) == 2 and "gold" in results["curves"]["ppo"][0][0]
+    claims = results["claims"]
+    assert set(claims) == {"scoring_vs_generating", "constrained_sl", "negation", "rl_beats_sl"}
+    assert all(isinstance(c["supported"], bool) and c["evidence"] for c in claims.values())
+    assert [p["n"] for p in results["gold_vs_kl"]["bon"]["points"]] == [1, 2, 4]
     html = (tmp_path / "demo" / "report.html").read_text()
-    assert html.count("<img src='data:image/png;base64,") >= 4 and "| ppo |" in (tmp_path / "demo" / "report.md").read_text()
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert html.count("<img src='data:image/png;base64,") >= 5 and "| dpo |" in md and "Why RL" in md
+
+
+def test_supervised_stages_from_the_command_line(tiny_model_dir, tmp_path):
+    data, rm = tmp_path / "data", tmp_path / "rm"
+    rlhfkit("data", "tldr", "--out", data, *TINY_TASK)
+    rlhfkit("rm", "--model", tiny_model_dir, "--data", data / "rankings.jsonl", "--out", rm, "--train.batch_size", "8")
+    small = ["--sample.max_new_tokens", "12", *TINY_TASK]
+    # best-of-n: the kept answer is the best-scored candidate; eval reads the file as a policy
+    rlhfkit("bon", "--policy", tiny_model_dir, "--reward_model", rm, "--n", "3", "--n_prompts", "16",
+            "--out", tmp_path / "bon", *small)
+    records = [json.loads(line) for line in (tmp_path / "bon" / "completions.jsonl").read_text().splitlines()]
+    assert len(records) == 16 and all(len(r["candidates"]) == 3 for r in records)
+    assert all(r["completion"] == r["candidates"][max(range(3), key=r["scores"].__getitem__)] for r in records)
+    rlhfkit("eval", "--policies", f"bon={tmp_path / 'bon' / 'completions.jsonl'}", "--kl_ref", tiny_model_dir,
+            "--out", tmp_path / "eval", "--n_prompts", "16", "--bootstrap", "100", *TINY_TASK)
+    bon = json.loads((tmp_path / "eval" / "results.json").read_text())["methods"]["bon"]
+    assert bon["kl_to_sft"] == pytest.approx(math.log(3) - 2 / 3) and bon["n_prompts"] == 16
+    # rejection sampling: one directory per round, each with the answers it kept
+    rlhfkit("rsft", "--policy", tiny_model_dir, "--reward_model", rm, "--n", "2", "--rounds", "2",
+            "--prompts_per_round", "8", "--out", tmp_path / "rsft", *small)
+    assert all(len((tmp_path / "rsft" / f"round{r}" / "selected.jsonl").read_text().splitlines()) == 8 for r in (1, 2))
+    assert (tmp_path / "rsft" / "model" / "model.safetensors").is_file()
+    rlhfkit("rwsft", "--policy", tiny_model_dir, "--reward_model", rm, "--n", "2", "--n_prompts", "8",
+            "--out", tmp_path / "rwsft", *small)
+    assert (tmp_path / "rwsft" / "model" / "model.safetensors").is_file()
+    # dpo and ipo learn the training rankings (measured on the same file); slic runs (its learning:
+    # tests/train/test_preference.py)
+    for stage, extra in (("dpo", ["--loss", "ipo", "--beta", "0.5"]), ("dpo", []), ("slic", [])):
+        out_dir = tmp_path / f"{stage}{len(extra)}"
+        out = rlhfkit(stage, *extra, "--model", tiny_model_dir, "--data", data / "rankings.jsonl", "--valid_data",
+                      data / "rankings.jsonl", "--out", out_dir, "--train.lr", "3e-3", "--train.epochs", "6" if stage == "dpo" else "1",
+                      "--train.batch_size", "8").stdout
+        if stage == "dpo":
+            assert json.loads(out)["valid_accuracy"] > 0.7, (extra, out)
+        else:
+            assert 0 <= json.loads(out)["valid_accuracy"] <= 1 and (out_dir / "model" / "model.safetensors").is_file()

@@ -29,9 +29,9 @@ def pairwise_loss(chosen: torch.Tensor, rejected: torch.Tensor, weights: torch.T
     return loss, {"loss": loss.item(), "accuracy": acc.item(), "margin": margin.mean().item()}
 
 
-def ranking_loss(rewards: torch.Tensor, group_sizes: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
-    """rewards: (sum of group sizes,) for groups listed best first, one group per prompt.
-    A group of 2 is a plain comparison. Every group weighs 1 in total."""
+def group_pairs(group_sizes: list[int]) -> tuple[list[int], list[int], list[float]]:
+    """For groups listed best first and laid end to end: (better index, worse index, weight) of
+    every ranked pair, each group's pairs sharing the weight 1. A group of 2 is one comparison."""
     chosen, rejected, weights = [], [], []
     start = 0
     for k in group_sizes:
@@ -40,4 +40,10 @@ def ranking_loss(rewards: torch.Tensor, group_sizes: list[int]) -> tuple[torch.T
         rejected += [start + j for _, j in pairs]
         weights += [1.0 / len(pairs)] * len(pairs)
         start += k
+    return chosen, rejected, weights
+
+
+def ranking_loss(rewards: torch.Tensor, group_sizes: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+    """rewards: (sum of group sizes,) for groups listed best first, one group per prompt."""
+    chosen, rejected, weights = group_pairs(group_sizes)
     return pairwise_loss(rewards[chosen], rewards[rejected], torch.tensor(weights, dtype=rewards.dtype))

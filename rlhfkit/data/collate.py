@@ -18,6 +18,7 @@ IGNORE = -100
 class Example:
     input_ids: list[int]
     labels: list[int]
+    weight: float = 1.0      # scales this sequence's loss (reward-weighted SFT); 1 elsewhere
 
 
 def encode_demonstration(demo: Demonstration, tokenizer, max_len: int) -> Example:
@@ -43,7 +44,7 @@ def encode_text(text: str, tokenizer, max_len: int) -> Example:
 
 
 def pad_batch(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest example: input_ids, attention_mask, labels, each (B, T)."""
+    """Right-pad to the longest example: input_ids, attention_mask, labels (B, T); weights (B,)."""
     T = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), T), IGNORE, dtype=torch.long)
@@ -53,4 +54,5 @@ def pad_batch(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
         ids[i, :n] = torch.tensor(e.input_ids)
         labels[i, :n] = torch.tensor(e.labels)
         mask[i, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels,
+            "weights": torch.tensor([e.weight for e in examples])}

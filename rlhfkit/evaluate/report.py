@@ -69,6 +69,59 @@ def _curve_rows(curves: dict) -> list[list[str]]:
 CURVE_HEADER = ["method", "seed", "iterations", "proxy score first", "proxy score last", "gold first", "gold last",
                 "KL last", "entropy last"]
 
+CLAIM_TITLES = {
+    "scoring_vs_generating": "1. SL on rankings learns to score; RL optimises what the model generates",
+    "constrained_sl": "2. SL with a reward term helps, but falls short of RL",
+    "negation": "3. Token-level cross-entropy barely sees a flipped negation; a sequence-level reward does",
+    "rl_beats_sl": "4. RL beats SL on the same prompts, labels and judge",
+}
+
+
+def _verdict(claim: dict) -> str:
+    s = claim["supported"]
+    return "not measured in this run" if s is None else ("supported" if s else "NOT supported")
+
+
+def _claim_table(name: str, results: dict) -> tuple[list[str], list[list[str]]] | None:
+    """The table under each claim, or None."""
+    methods, ev = results["methods"], results["claims"][name]["evidence"]
+    win = lambda m: _fmt(methods[m]["winrate_vs_reference"]["mean"])  # noqa: E731
+    if name == "scoring_vs_generating" and ev:
+        rows = [["reward model", _fmt(ev["reward_model_accuracy_vs_labels"]), "(scores only)"]]
+        rows += [[m, _fmt(methods[m].get("ranking_accuracy")), win(m)] for m in ev["winrate"]]
+        return ["model", "accuracy on held-out labelled pairs", "gold win rate of its own answers"], rows
+    if name == "constrained_sl" and ev:
+        return ["method", "gold win rate"], [[m, _fmt(w)] for m, w in ev["winrate"].items()]
+    if name == "negation" and ev:
+        rows = [[label, _fmt(ev[key]["original_mean"]), _fmt(ev[key]["flipped_mean"]), _fmt(ev[key]["change"]),
+                 _fmt(ev[key]["effect_size"], 2), _fmt(ev[key]["prefers_original"], 2)]
+                for label, key in (("SFT per-token cross-entropy (nats)", "token_cross_entropy"),
+                                   ("gold score", "gold_score"), ("reward model score", "reward_model"))]
+        return ["scorer", "faithful", "one polarity flipped", "change", "effect size (sd units)",
+                "prefers faithful"], rows
+    if name == "rl_beats_sl":
+        fits = results.get("gold_vs_kl", {})
+        return ["policy family", "Gao et al. form", "alpha", "beta", "R^2", "points"], [
+            [k, "d (alpha - beta d)" if k == "bon" else "d (alpha - beta log d)", _fmt(v["fit"]["alpha"]),
+             _fmt(v["fit"]["beta"]), _fmt(v["fit"]["r2"]), str(v["fit"]["points"])] for k, v in fits.items()]
+    return None
+
+
+def _why_rl(results: dict) -> list[tuple[str, str, tuple | None]]:
+    """(title, paragraph, table) per claim."""
+    from rlhfkit.algorithms.rwsft import OBJECTIVE
+    out = []
+    for name, claim in results.get("claims", {}).items():
+        text = f"**{_verdict(claim)}**: {claim['finding']}."
+        if name == "constrained_sl":
+            text += f" Reward-weighted SFT minimises {OBJECTIVE}."
+        if name == "negation" and claim["evidence"]:
+            ex, rates = claim["evidence"]["example"], claim["evidence"]["contradiction_rate"]
+            text += (f" Example: '{ex['original'].strip()}' vs '{ex['flipped'].strip()}'. Contradiction rate of each "
+                     "method's answers: " + ", ".join(f"{m} {r:.2f}" for m, r in rates.items()) + ".")
+        out.append((CLAIM_TITLES[name], text, _claim_table(name, results)))
+    return out
+
 
 def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
     parts = ["# rlhfkit report", _intro(results), "## Methods", _md_table(METHOD_HEADER, methods_rows(results["methods"]))]
@@ -77,6 +130,10 @@ def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
     if results.get("curves"):
         parts += ["## RL training (proxy = reward model on the rollouts, gold = the judge on the same rollouts)",
                   _md_table(CURVE_HEADER, _curve_rows(results["curves"]))]
+    if results.get("claims"):
+        parts.append("## Why RL: the four reasons, measured")
+        for title, text, table in _why_rl(results):
+            parts += [f"### {title}", text] + ([_md_table(*table)] if table else [])
     parts.append("## Examples")
     for ex in examples:
         parts.append("```\n" + ex["prompt"] + "\n```")
@@ -133,6 +190,9 @@ def _plots(results: dict) -> list[tuple[str, str]]:
             ax.set_ylabel("reward gain over SFT")
             ax.legend(fontsize=7)
             figs.append((f"{algo}: over-optimisation (Gao et al. 2022): gain against sqrt KL", _png(fig)))
+    fits = results.get("gold_vs_kl", {})
+    if fits:
+        figs.append(("Gold score gain over SFT against KL, with Gao et al.'s forms fitted", _png(_gold_vs_kl_plot(fits))))
     rm = results.get("reward_model")
     if rm:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
@@ -148,6 +208,29 @@ def _plots(results: dict) -> list[tuple[str, str]]:
         a2.set_ylabel("observed share preferred")
         figs.append(("Reward model: accuracy and calibration", _png(fig)))
     return figs
+
+
+def _gold_vs_kl_plot(fits: dict):
+    import math
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for name, form, color in (("bon", lambda d: d * d, "#f58518"), ("ppo", lambda d: d * math.log(d), "#4c78a8")):
+        if name not in fits:
+            continue
+        pts = fits[name]["points"]
+        if name == "bon":
+            xs, ys = [p["kl"] ** 0.5 for p in pts], [p["gold"] - pts[0]["gold"] for p in pts]
+        else:
+            xs, ys = [max(p["kl"], 0) ** 0.5 for p in pts], [p["gain"] for p in pts]
+        ax.scatter(xs, ys, s=10, color=color, label=f"{name} (measured)")
+        a, b = fits[name]["fit"]["alpha"], fits[name]["fit"]["beta"]
+        if a is not None and xs:
+            grid = [0.02 + i * max(xs) / 50 for i in range(51)]
+            ax.plot(grid, [a * d - b * form(d) for d in grid], color=color, label=f"{name} fit")
+    ax.set_xlabel("sqrt(KL to SFT)")
+    ax.set_ylabel("gold score gain over SFT")
+    ax.legend(fontsize=7)
+    return fig
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -167,6 +250,11 @@ def write_html(path: Path, results: dict, examples: list[dict]) -> None:
         parts += ["<h2>Reward model</h2>", _html_table(["measure", "value"], _rm_rows(results["reward_model"]))]
     if results.get("curves"):
         parts += ["<h2>RL training</h2>", _html_table(CURVE_HEADER, _curve_rows(results["curves"]))]
+    if results.get("claims"):
+        parts.append("<h2>Why RL: the four reasons, measured</h2>")
+        for title, text, table in _why_rl(results):
+            parts += [f"<h3>{html.escape(title)}</h3>", "<p>" + html.escape(text).replace("**", "") + "</p>"]
+            parts += [_html_table(*table)] if table else []
     parts.append("<h2>Plots</h2>")
     for title, src in _plots(results):
         parts.append(f"<h3>{html.escape(title)}</h3><img src='{src}'>")

@@ -5,9 +5,12 @@ scores it and the reference; the win rate (ties count half) gets a 95% bootstrap
 prompts. Also: mean gold score, KL to the SFT policy estimated from the samples
 (mean over prompts of sum_t log pi(y_t) - log pi_sft(y_t), both at the sampling temperature),
 mean length, and failure rates (omission, contradiction, invention, no EOS).
-Writes `results.json` (schema below) and `report.md` into --out.
+A policy is a model directory, or a JSONL file of answers already written for the test
+prompts (one record per prompt: "prompt", "completion", optional "kl_to_sft" and "ended"), as
+`rlhfkit bon` writes. Writes `results.json` (schema below) and `report.md` into --out.
 
     rlhfkit eval --policies base=models/tldr-base,sft=runs/sft --kl_ref runs/sft --out runs/eval
+    rlhfkit eval --policies sft=runs/sft,bon=runs/bon/completions.jsonl --out runs/eval
 
 results.json: {"task": {...}, "config": {...}, "methods": {"<name>": {"winrate_vs_reference":
 {"mean", "ci_low", "ci_high"}, "gold_score_mean", "kl_to_sft", "length_mean",
@@ -23,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from rlhfkit.config import EvalConfig, SampleConfig, TaskConfig, parse_policies, to_dict
+from rlhfkit.data.records import DataError, read_records, text_field
 from rlhfkit.evaluate.metrics import bootstrap_ci, rate, win_outcomes
 from rlhfkit.evaluate.report import write_markdown
 from rlhfkit.models.lm import load_causal_lm
@@ -69,11 +73,34 @@ def evaluate_texts(posts: list[Post], texts: list[str], refs: list[float], seed:
     }
 
 
+def written_answers(path: str, posts: list[Post], tokenizer) -> tuple[list[str], list[int], list[bool], list | None]:
+    """A JSONL file's answers to the test prompts, in the posts' order; an error names a missing prompt."""
+    if tokenizer is None:
+        raise DataError(f"{path}: a policy given as a file needs --kl_ref (its tokenizer counts the lengths)")
+    by_prompt = {}
+    for where, record in read_records(path):
+        by_prompt[text_field(record, "prompt", where)] = (record, where)
+    texts, lengths, ended, kls = [], [], [], []
+    for i, post in enumerate(posts):
+        if post.prompt not in by_prompt:
+            raise DataError(f"{path}: no record for test prompt {i + 1} (the file must answer the first "
+                            f"{len(posts)} test prompts)")
+        record, where = by_prompt[post.prompt]
+        texts.append(text_field(record, "completion", where, allow_empty=True))
+        lengths.append(len(tokenizer(texts[-1], add_special_tokens=False)["input_ids"]) + 1)   # + EOS
+        ended.append(bool(record.get("ended", True)))
+        kls.append(record.get("kl_to_sft"))
+    return texts, lengths, ended, (kls if None not in kls else None)
+
+
 def evaluate_policy(name: str, path: str, posts: list[Post], refs: list[float], task: TaskConfig,
-                    sample: SampleConfig, bootstrap: int, kl_ref) -> tuple[dict, list[str]]:
-    model, tokenizer = load_causal_lm(path)
-    texts, lengths, ended, kls = sample_policy(model, tokenizer, [p.prompt for p in posts], sample, kl_ref,
-                                               desc=f"eval {name}")
+                    sample: SampleConfig, bootstrap: int, kl_ref, ref_tokenizer) -> tuple[dict, list[str]]:
+    if path.endswith(".jsonl"):
+        texts, lengths, ended, kls = written_answers(path, posts, ref_tokenizer)
+    else:
+        model, tokenizer = load_causal_lm(path)
+        texts, lengths, ended, kls = sample_policy(model, tokenizer, [p.prompt for p in posts], sample, kl_ref,
+                                                   desc=f"eval {name}")
     row = evaluate_texts(posts, texts, refs, task.seed, bootstrap)
     row["kl_to_sft"] = statistics.fmean(kls) if kls is not None else None
     row["length_mean"] = statistics.fmean(lengths)
@@ -83,12 +110,12 @@ def evaluate_policy(name: str, path: str, posts: list[Post], refs: list[float], 
 
 def run(cfg: EvalConfig) -> dict:
     posts = make_split(cfg.task.seed, "test", cfg.task.n_test)[: cfg.n_prompts]
-    kl_ref = load_causal_lm(cfg.kl_ref)[0] if cfg.kl_ref else None
+    kl_ref, ref_tokenizer = load_causal_lm(cfg.kl_ref) if cfg.kl_ref else (None, None)
     refs = reference_scores(posts, cfg.task.seed)
     methods, samples = {}, {}
     for name, path in parse_policies(cfg.policies).items():
         methods[name], samples[name] = evaluate_policy(name, path, posts, refs, cfg.task, cfg.sample,
-                                                       cfg.bootstrap, kl_ref)
+                                                       cfg.bootstrap, kl_ref, ref_tokenizer)
     results = {"task": {"name": "tldr", **to_dict(cfg.task)}, "config": to_dict(cfg), "methods": methods}
     write_results(Path(cfg.out), results, posts, samples, cfg.task.seed)
     return results

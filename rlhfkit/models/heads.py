@@ -72,3 +72,12 @@ def save_scalar_model(path: str | Path, model, tokenizer) -> None:
         model.save_pretrained(d, safe_serialization=True)
         tokenizer.save_pretrained(d)
     save_atomic(path, write)
+
+
+def load_reward_model(path: str | Path, policy_tokenizer):
+    """A frozen reward model in eval mode, checked to read the policy's tokens."""
+    model, tok = load_scalar_model(path)
+    if tok.get_vocab() != policy_tokenizer.get_vocab():
+        raise ModelError(f"{path}: its tokenizer differs from the policy's; the reward model must read the "
+                         "policy's tokens")
+    return model.eval().requires_grad_(False)

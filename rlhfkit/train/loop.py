@@ -54,7 +54,7 @@ def lm_step(model, examples: list[Example], pad_id: int, autocast) -> tuple[torc
     batch = pad_batch(examples, pad_id)
     with autocast:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    loss, stats = sft_loss(logits, batch["labels"])
+    loss, stats = sft_loss(logits, batch["labels"], batch["weights"])
     stats["seq_tokens"] = int(batch["attention_mask"].sum())
     return loss, stats
 

@@ -33,13 +33,12 @@ from rlhfkit.algorithms import grpo, ppo, rloo
 from rlhfkit.algorithms.kl_control import KLController
 from rlhfkit.algorithms.stats import kl_k3, masked_mean
 from rlhfkit.config import RLConfig
-from rlhfkit.data.records import DataError, read_records, text_field
-from rlhfkit.models.heads import load_scalar_model, scalar_model_from_lm
-from rlhfkit.models.lm import ModelError, context_length, load_causal_lm, save_atomic, save_model
+from rlhfkit.models.heads import load_reward_model, load_scalar_model, scalar_model_from_lm
+from rlhfkit.models.lm import context_length, load_causal_lm, save_atomic, save_model
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
+from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.rollout.score import RewardFn, Scores, python_reward_fn, response_values, reward_model_fn, score
 from rlhfkit.rollout.types import Rollout
-from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.train.loop import batch_at, load_weights, restore_trainer_state, trainer_state
 
 # (step, prompts, completions, raw reward scores) -> extra stats to log; used by the demo to
@@ -47,33 +46,9 @@ from rlhfkit.train.loop import batch_at, load_weights, restore_trainer_state, tr
 StepHook = Callable[[int, list[str], list[str], list[float]], dict]
 
 
-def load_prompts(cfg: RLConfig, tokenizer, max_prompt_len: int) -> list[str]:
-    """The training prompts; a file's prompts are checked up front against the context left
-    for the response, so a bad record stops the run before any training, named by file:line."""
-    if cfg.prompts == "tldr":
-        return [p.prompt for p in make_split(cfg.task.seed, "train", cfg.task.n_train)]
-    prompts = []
-    for where, record in read_records(cfg.prompts):
-        prompt = text_field(record, "prompt", where)
-        n = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + 1   # + BOS
-        if n > max_prompt_len:
-            raise DataError(f"{where}: field 'prompt' is {n} tokens; with sample.max_new_tokens the model's "
-                            f"context leaves {max_prompt_len}")
-        prompts.append(prompt)
-    if not prompts:
-        raise DataError(f"{cfg.prompts}: no records")
-    return prompts
-
-
 def import_callable(spec: str) -> RewardFn:
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)
-
-
-def _same_vocab(a, b, where: str) -> None:
-    if a.get_vocab() != b.get_vocab():
-        raise ModelError(f"{where}: its tokenizer differs from the policy's; the reward model must read "
-                         "the policy's tokens")
 
 
 # ---- 3. advantages -------------------------------------------------------------------------
@@ -157,9 +132,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     if reward_fn is not None or cfg.reward:
         reward = python_reward_fn(reward_fn or import_callable(cfg.reward))
     else:
-        reward_model, rm_tok = load_scalar_model(cfg.reward_model)
-        _same_vocab(rm_tok, tokenizer, cfg.reward_model)
-        reward_model.requires_grad_(False)
+        reward_model = load_reward_model(cfg.reward_model, tokenizer)
         reward = reward_model_fn(reward_model)
     value_model = None
     if algo == "ppo":
@@ -172,7 +145,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / hp.steps))
     kl = KLController(hp.beta, hp.target_kl or None, hp.kl_horizon)
     step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl) if cfg.resume else 0
-    prompts = load_prompts(cfg, tokenizer, context_length(policy) - cfg.sample.max_new_tokens - 1)
+    prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
+                           context_length(policy) - cfg.sample.max_new_tokens - 1)
     k = 1 if algo == "ppo" else hp.k
     log = (out / "log.jsonl").open("a")
     bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True)

@@ -1,0 +1,98 @@
+"""The four reasons for RL over supervised learning, each decided from the measurements.
+
+Each claim is {"supported": bool | None, "evidence": {...}, "finding": one sentence}. None means
+the run lacks the methods the claim needs (say the demo ran without rsft and rwsft). A claim is
+supported only when the numbers say so, by the rule in its function's docstring; an
+unsupported claim is a result and the report states it plainly.
+"""
+from __future__ import annotations
+
+SL_ON_COMPARISONS = ("sft", "dpo", "ipo", "slic")        # learn from the labels without a reward model
+SL_WITH_REWARD = ("rsft", "rwsft")                       # supervised learning with a reward term
+SUPERVISED = ("sft", "bon", "rsft", "rwsft", "slic", "dpo", "ipo")
+
+
+def _win(methods: dict, name: str) -> dict:
+    return methods[name]["winrate_vs_reference"]
+
+
+def _above(methods: dict, better: str, other: str) -> bool:
+    """better's CI lies above other's mean."""
+    return _win(methods, better)["ci_low"] > _win(methods, other)["mean"]
+
+
+def scoring_vs_generating(results: dict) -> dict:
+    """Supported when the reward model ranks held-out pairs above chance and PPO's win-rate CI lies
+    above the mean of every policy trained on the same comparisons by SL (SFT, DPO, IPO, SLiC)."""
+    methods, rm = results["methods"], results["reward_model"]
+    present = [m for m in SL_ON_COMPARISONS if m in methods]
+    if "ppo" not in methods or len(present) < 2:
+        return {"supported": None, "evidence": {}, "finding": "needs ppo and at least sft and dpo"}
+    evidence = {"reward_model_accuracy_vs_labels": rm["accuracy_vs_labels"],
+                "reward_model_accuracy_vs_gold": rm["accuracy_vs_gold"],
+                "ranking_accuracy": {m: methods[m].get("ranking_accuracy") for m in present if
+                                     methods[m].get("ranking_accuracy") is not None},
+                "winrate": {m: _win(methods, m)["mean"] for m in present + ["ppo"]}}
+    supported = rm["accuracy_vs_gold"] > 0.5 and all(_above(methods, "ppo", m) for m in present)
+    best = max(present, key=lambda m: _win(methods, m)["mean"])
+    finding = (f"the reward model orders {rm['accuracy_vs_gold']:.0%} of held-out pairs like the gold judge; "
+               f"PPO, which optimises its own samples against it, wins {_win(methods, 'ppo')['mean']:.3f} vs "
+               f"{_win(methods, best)['mean']:.3f} for the best SL policy on the same comparisons ({best})")
+    return {"supported": supported, "evidence": evidence, "finding": finding}
+
+
+def constrained_sl(results: dict) -> dict:
+    """Supported when the best SL-with-a-reward method (rsft, rwsft) beats plain SFT's mean and every
+    one of them stays below PPO's mean, at the same reward model and label budget."""
+    methods = results["methods"]
+    present = [m for m in SL_WITH_REWARD if m in methods]
+    if "ppo" not in methods or "sft" not in methods or not present:
+        return {"supported": None, "evidence": {}, "finding": "needs sft, ppo and rsft or rwsft"}
+    wins = {m: _win(methods, m)["mean"] for m in ["sft", *present, "ppo"]}
+    best = max(present, key=wins.get)
+    helps, short = wins[best] > wins["sft"], all(wins[m] < wins["ppo"] for m in present)
+    finding = (f"{best} {'helps over' if helps else 'does not beat'} SFT ({wins[best]:.3f} vs {wins['sft']:.3f}) "
+               f"and {'stays below' if short else 'reaches'} PPO ({wins['ppo']:.3f})")
+    return {"supported": helps and short, "evidence": {"winrate": wins}, "finding": finding}
+
+
+def negation(results: dict) -> dict:
+    """Supported when the SFT model's per-token cross-entropy moves by under 5% when one polarity
+    flips, while the reward model (a sequence-level reward) moves more than the cross-entropy in
+    units of its own spread over faithful TL;DRs (effect size)."""
+    probe = results.get("negation_probe")
+    if not probe:
+        return {"supported": None, "evidence": {}, "finding": "no negation probe in this run"}
+    ce, rm, gold = probe["token_cross_entropy"], probe["reward_model"], probe["gold_score"]
+    evidence = {**probe, "contradiction_rate": {m: r["failure_rates"]["contradiction"]
+                                                for m, r in results["methods"].items()}}
+    supported = abs(ce["relative_change"]) < 0.05 and rm["effect_size"] > ce["effect_size"]
+    finding = (f"flipping one polarity changes the SFT model's per-token cross-entropy by "
+               f"{ce['relative_change']:+.1%} (effect size {ce['effect_size']:.2f}); the gold score moves by "
+               f"{gold['effect_size']:.2f} and the reward model by {rm['effect_size']:.2f} standard deviations "
+               f"(it prefers the faithful TL;DR in {rm['prefers_original']:.0%} of pairs)")
+    return {"supported": supported, "evidence": evidence, "finding": finding}
+
+
+def rl_beats_sl(results: dict) -> dict:
+    """Supported when PPO's win-rate CI lies above the mean of every supervised method that ran."""
+    methods = results["methods"]
+    present = [m for m in SUPERVISED if m in methods]
+    if "ppo" not in methods or not present:
+        return {"supported": None, "evidence": {}, "finding": "needs ppo and at least one supervised method"}
+    evidence = {"winrate": {m: methods[m]["winrate_vs_reference"] for m in [*present, "ppo"]},
+                "seeds": results.get("seeds", 1), "gold_vs_kl": results.get("gold_vs_kl", {})}
+    best = max(present, key=lambda m: _win(methods, m)["mean"])
+    supported = all(_above(methods, "ppo", m) for m in present)
+    ppo = _win(methods, "ppo")
+    finding = (f"PPO {ppo['mean']:.3f} [{ppo['ci_low']:.3f}, {ppo['ci_high']:.3f}] vs the best supervised "
+               f"method, {best}, {_win(methods, best)['mean']:.3f}")
+    return {"supported": supported, "evidence": evidence, "finding": finding}
+
+
+CLAIMS = {"scoring_vs_generating": scoring_vs_generating, "constrained_sl": constrained_sl,
+          "negation": negation, "rl_beats_sl": rl_beats_sl}
+
+
+def decide(results: dict) -> dict:
+    return {name: fn(results) for name, fn in CLAIMS.items()}

@@ -1,0 +1,139 @@
+"""`rlhfkit dpo` and `rlhfkit slic`: a policy trained straight on comparisons, no reward model.
+
+Items are whole comparisons (a K-way ranking is one item): the K answers of a prompt go
+through the model once and every ranked pair is formed from their log-probs, each prompt's
+pairs weighted 1/C(K,2) as in the reward model, so both see the same data the same way.
+
+    dpo:  -log sigmoid(beta h), or IPO's (h - 1/(2 beta))^2, h the log-ratio margin against the
+          frozen starting policy, whose log-probs are computed once before training
+    slic: max(0, delta - log pi(y_w) + log pi(y_l)) + lambda * per-token CE of y_w
+
+    rlhfkit dpo --model runs/sft --data rankings.jsonl --valid_data valid.jsonl --out runs/dpo
+    rlhfkit dpo --loss ipo --beta 0.5 --model runs/sft --data rankings.jsonl --out runs/ipo
+    rlhfkit slic --model runs/sft --data rankings.jsonl --out runs/slic
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rlhfkit.algorithms import dpo, slic
+from rlhfkit.algorithms.reward import group_pairs
+from rlhfkit.algorithms.sft import IGNORE
+from rlhfkit.config import DPOConfig, SLiCConfig
+from rlhfkit.data.collate import Example, pad_batch
+from rlhfkit.data.records import load_comparisons
+from rlhfkit.models.lm import context_length, load_causal_lm
+from rlhfkit.train.loop import fit
+from rlhfkit.train.reward_model import encode_comparison
+
+
+@dataclass
+class Group:
+    answers: list[Example]           # the answers of one prompt, best first
+    ref_logprobs: list[float]        # log pi_ref of each answer (summed over its tokens)
+
+
+def sequence_logprobs(model, examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of log pi over each answer's tokens (N,), answer lengths in tokens (N,))."""
+    batch = pad_batch(examples, pad_id)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]                                   # (N, T-1): token t+1 from position t
+    mask = targets != IGNORE
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    logp = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (logp * mask).sum(1), mask.sum(1)
+
+
+@torch.no_grad()
+def reference_groups(ref_model, groups: list[list[Example]], pad_id: int, batch_size: int = 64) -> list[Group]:
+    """Attach the frozen reference's log-probs to every answer, once."""
+    ref_model.eval()
+    flat = [ex for g in groups for ex in g]
+    scores: list[float] = []
+    for i in range(0, len(flat), batch_size):
+        scores += sequence_logprobs(ref_model, flat[i:i + batch_size], pad_id)[0].tolist()
+    out, start = [], 0
+    for g in groups:
+        out.append(Group(g, scores[start:start + len(g)]))
+        start += len(g)
+    return out
+
+
+def _pairs(model, groups: list[Group], pad_id: int, autocast):
+    """Log-probs of the better and worse answer of every ranked pair, their references and weights."""
+    with autocast:
+        logp, lengths = sequence_logprobs(model, [ex for g in groups for ex in g.answers], pad_id)
+    ref = torch.tensor([x for g in groups for x in g.ref_logprobs])
+    chosen, rejected, weights = group_pairs([len(g.answers) for g in groups])
+    return logp, lengths, ref, chosen, rejected, torch.tensor(weights)
+
+
+def dpo_step(model, groups: list[Group], pad_id: int, cfg: DPOConfig, autocast) -> tuple[torch.Tensor, dict]:
+    logp, lengths, ref, c, r, w = _pairs(model, groups, pad_id, autocast)
+    loss, stats = dpo.loss(logp[c], logp[r], ref[c], ref[r], cfg.beta, cfg.loss, w)
+    stats["seq_tokens"] = int(lengths.sum())
+    return loss, stats
+
+
+def slic_step(model, groups: list[Group], pad_id: int, cfg: SLiCConfig, autocast) -> tuple[torch.Tensor, dict]:
+    logp, lengths, _, c, r, w = _pairs(model, groups, pad_id, autocast)
+    reg_nll = -logp[c] / lengths[c]
+    loss, stats = slic.loss(logp[c], logp[r], reg_nll, cfg.delta, cfg.reg_weight, w)
+    stats["seq_tokens"] = int(lengths.sum())
+    return loss, stats
+
+
+@torch.no_grad()
+def ranking_accuracy(model, groups: list[Group], pad_id: int, use_reference: bool) -> float:
+    """Share of held-out ranked pairs (each prompt weighted once) the policy orders like the label:
+    by the implicit reward log pi - log pi_ref (DPO), or by log pi alone (SLiC)."""
+    model.eval()
+    correct = 0.0
+    for i in range(0, len(groups), 32):
+        logp, _, ref, c, r, w = _pairs(model, groups[i:i + 32], pad_id, torch.autocast("cpu", enabled=False))
+        score = logp - ref if use_reference else logp
+        correct += ((score[c] > score[r]).float() * w).sum().item()
+    return correct / len(groups)
+
+
+def _load(cfg: DPOConfig | SLiCConfig, with_reference: bool) -> tuple:
+    """The policy, and the train / valid comparisons as Groups (reference log-probs 0 without one)."""
+    model, tokenizer = load_causal_lm(cfg.model)
+    ref = load_causal_lm(cfg.model)[0] if with_reference else None
+    max_len = cfg.max_len or context_length(model)
+
+    def groups(path: str) -> list[Group]:
+        encoded = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(path)] if path else []
+        if ref is None:
+            return [Group(g, [0.0] * len(g)) for g in encoded]
+        return reference_groups(ref, encoded, tokenizer.pad_token_id)
+    return model, tokenizer, groups(cfg.data), groups(cfg.valid_data)
+
+
+def run_dpo(cfg: DPOConfig) -> dict:
+    # ---- Model, frozen reference's log-probs, data
+    model, tokenizer, train, valid = _load(cfg, with_reference=True)
+    pad = tokenizer.pad_token_id
+    # ---- Training
+    stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), resume=cfg.resume, desc=cfg.loss,
+                step_fn=lambda m, groups, ac: dpo_step(m, groups, pad, cfg, ac))
+    result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
+    if valid:
+        result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=True)
+    return result
+
+
+def run_slic(cfg: SLiCConfig) -> dict:
+    # ---- Model and data (SLiC needs no reference)
+    model, tokenizer, train, valid = _load(cfg, with_reference=False)
+    pad = tokenizer.pad_token_id
+    # ---- Training
+    stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), resume=cfg.resume, desc="slic",
+                step_fn=lambda m, groups, ac: slic_step(m, groups, pad, cfg, ac))
+    result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
+    if valid:
+        result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=False)
+    return result
