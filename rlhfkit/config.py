@@ -319,6 +319,8 @@ class RLAlgoConfig:
     eos_trick: bool = opt(True, "an answer that never emits EOS scores eos_penalty instead of its reward")
     eos_penalty: float = opt(-1.0, "the score the EOS trick gives")
     grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)")
+    dtype: str = opt("float32", "float32 or bfloat16: autocast of the update's forward passes (generation and "
+                                "scoring stay float32)")
     seed: int = opt(0, "seed for sampling and minibatch order")
     checkpoint_every: int = opt(10, "iterations between resumable checkpoints (0: only at the end)")
 
@@ -330,6 +332,8 @@ class RLAlgoConfig:
             raise ConfigError(f"rl.k must be >= 2 for {algo} (its baseline needs other samples), got {self.k}")
         if self.lr <= 0 or self.beta < 0 or self.target_kl < 0:
             raise ConfigError("rl.lr must be > 0, rl.beta and rl.target_kl >= 0")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"rl.dtype must be float32 or bfloat16, got {self.dtype!r}")
 
 
 @dataclass

@@ -72,33 +72,60 @@ def gold_hook(posts: list[Post]):
     return hook
 
 
+class Stopwatch:
+    """Seconds per stage, for the report (a killed and resumed demo counts the resumed part)."""
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.time()
+
+    def lap(self, name: str) -> None:
+        now = time.time()
+        self.seconds[name] = round(now - self._t, 1)
+        self._t = now
+
+
+def finished(path: Path) -> bool:
+    """A stage's final output exists: a demo started again skips it (the stages resume themselves too)."""
+    return (path / "model" / "config.json").is_file() or path.is_file()
+
+
 def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
-    task = cfg.task
+    task, clock = cfg.task, Stopwatch()
     # ---- 1. SFT on the reference TL;DRs
-    sft.run(SFTConfig(model=cfg.base_model, data=str(data / "sft_train.jsonl"),
-                      valid_data=str(data / "sft_valid.jsonl"), out=str(d / "sft"), task=task,
-                      train=replace(cfg.sft, seed=seed)))
+    if not finished(d / "sft"):
+        sft.run(SFTConfig(model=cfg.base_model, data=str(data / "sft_train.jsonl"),
+                          valid_data=str(data / "sft_valid.jsonl"), out=str(d / "sft"), task=task,
+                          train=replace(cfg.sft, seed=seed)))
+    clock.lap("sft")
     # ---- 2. Sample K answers per prompt from SFT; the simulated labelers rank them
     train_posts = make_split(task.seed, "train", task.n_train)
     n_label = min(len(train_posts), prompts_for_budget(cfg.label_budget, cfg.label_k))
     label_sample = replace(cfg.eval, temperature=cfg.label_temperature, seed=10_000 + seed)
-    answers = sample_answers(d / "sft", train_posts[:n_label], cfg.label_k, label_sample)
-    write_jsonl(d / "labels" / "rankings.jsonl", rank_answers(train_posts[:n_label], answers, seed))
     valid_posts = make_split(task.seed, "valid", task.n_valid)
-    valid_answers = sample_answers(d / "sft", valid_posts, 2, label_sample)
-    valid_records, labeler_agreement = label_pairs(valid_posts, valid_answers, seed)
-    write_jsonl(d / "labels" / "valid.jsonl", valid_records)
+    if not finished(d / "labels" / "agreement.json"):
+        answers = sample_answers(d / "sft", train_posts[:n_label], cfg.label_k, label_sample)
+        write_jsonl(d / "labels" / "rankings.jsonl", rank_answers(train_posts[:n_label], answers, seed))
+        valid_answers = sample_answers(d / "sft", valid_posts, 2, label_sample)
+        valid_records, agreement = label_pairs(valid_posts, valid_answers, seed)
+        write_jsonl(d / "labels" / "valid.jsonl", valid_records)
+        (d / "labels" / "agreement.json").write_text(json.dumps({"labeler_agreement": agreement}))
+    labeler_agreement = json.loads((d / "labels" / "agreement.json").read_text())["labeler_agreement"]
+    valid_records = [r for _, r in read_records(d / "labels" / "valid.jsonl")]
+    clock.lap("labels")
     # ---- 3. Reward model on those labels
-    reward_model.run(RMConfig(model=str(d / "sft"), data=str(d / "labels" / "rankings.jsonl"),
-                              valid_data=str(d / "labels" / "valid.jsonl"), out=str(d / "rm"),
-                              train=replace(cfg.rm, seed=seed)))
+    if not finished(d / "rm"):
+        reward_model.run(RMConfig(model=str(d / "sft"), data=str(d / "labels" / "rankings.jsonl"),
+                                  valid_data=str(d / "labels" / "valid.jsonl"), out=str(d / "rm"),
+                                  train=replace(cfg.rm, seed=seed)))
     rm_report = score_reward_model(d / "rm", valid_posts, valid_records)
     rm_report.update(labeler_agreement=labeler_agreement, comparisons=n_label * (cfg.label_k * (cfg.label_k - 1) // 2))
+    clock.lap("rm")
     # ---- 4. Every method on the same SFT policy, labels and reward model
     policies = {"base": cfg.base_model, "sft": str(d / "sft")}
     extra: dict[str, dict] = {}
     for method in cfg.method_list:
         policies[method], extra[method] = run_method(cfg, method, seed, d, train_posts)
+        clock.lap(method)
     # ---- 5. Every policy on the same held-out prompts
     results = evaluate.run(EvalConfig(policies=",".join(f"{k}={v}" for k, v in policies.items()),
                                       kl_ref=str(d / "sft"), out=str(d), n_prompts=cfg.n_prompts, task=task,
@@ -108,6 +135,7 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     results["reward_model"] = rm_report
     results["curves"] = {a: [json.loads(line) for line in (d / a / "log.jsonl").read_text().splitlines()]
                          for a in cfg.method_list if a in RL_METHODS}
+    clock.lap("eval")
     # ---- 6. The measurements behind the "Why RL" claims
     test_posts = make_split(task.seed, "test", task.n_test)[:cfg.n_prompts]
     sft_model, tok = load_causal_lm(d / "sft")
@@ -116,11 +144,23 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     if "bon" in cfg.method_list:
         records = [r for _, r in read_records(d / "bon" / "completions.jsonl")]
         results["bon_curve"] = probes.best_of_n_curve(records, test_posts)
+    clock.lap("probes")
+    results["stage_seconds"] = clock.seconds
     return results
 
 
 def run_method(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: list[Post]) -> tuple[str, dict]:
     """Train (or, for best-of-n, write the answers of) one method; (its policy for eval, extra stats)."""
+    done = d / method / "demo_method.json"
+    if done.is_file():
+        info = json.loads(done.read_text())
+        return info["policy"], info["extra"]
+    policy, extra = train_method(cfg, method, seed, d, train_posts)
+    done.write_text(json.dumps({"policy": policy, "extra": extra}))
+    return policy, extra
+
+
+def train_method(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: list[Post]) -> tuple[str, dict]:
     sft_dir, rm_dir, labels, out, task = str(d / "sft"), str(d / "rm"), d / "labels", str(d / method), cfg.task
     sample = replace(cfg.eval, seed=20_000 + seed)        # the methods' own draws, not the eval's
     if method == "bon":     # on the eval prompts, at the eval's temperature
@@ -203,7 +243,8 @@ def aggregate(per_seed: list[dict]) -> dict:
     rm["per_seed"] = [{k: r["reward_model"][k] for k in ("accuracy_vs_labels", "accuracy_vs_gold")} for r in per_seed]
     out = {"task": first["task"], "methods": methods, "reward_model": rm,
            "curves": {a: [r["curves"][a] for r in per_seed] for a in first["curves"]}, "seeds": len(per_seed),
-           "negation_probe": mean_tree([r["negation_probe"] for r in per_seed])}
+           "negation_probe": mean_tree([r["negation_probe"] for r in per_seed]),
+           "stage_seconds": [r["stage_seconds"] for r in per_seed]}
     out["gold_vs_kl"] = gold_vs_kl(per_seed)
     out["claims"] = claims.decide(out)
     return out

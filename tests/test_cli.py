@@ -104,11 +104,12 @@ def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
 
 
 def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
-    rlhfkit("demo", "--out", tmp_path / "demo", "--base_model", tiny_model_dir, "--methods", "all,grpo",
+    args = ["demo", "--out", tmp_path / "demo", "--base_model", tiny_model_dir, "--methods", "all,grpo",
             "--n_prompts", "16", "--label_budget", "60", "--rl.steps", "2", "--rl.prompts_per_step", "8",
             "--rl.k", "2", "--eval.max_new_tokens", "16", "--sft.epochs", "0.5", "--rm.epochs", "0.5",
             "--bon_n", "4", "--sample_n", "2", "--rsft_rounds", "2", "--pref.epochs", "0.5", "--sl.epochs", "0.5",
-            *TINY_TASK)
+            *TINY_TASK]
+    rlhfkit(*args)
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert list(results["methods"]) == ["base", "sft", "bon", "rsft", "rwsft", "slic", "dpo", "ipo", "ppo", "grpo"]
     assert results["methods"]["bon"]["kl_to_sft"] == pytest.approx(math.log(4) - 3 / 4)
@@ -121,6 +122,11 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     html = (tmp_path / "demo" / "report.html").read_text()
     md = (tmp_path / "demo" / "report.md").read_text()
     assert html.count("<img src='data:image/png;base64,") >= 5 and "| dpo |" in md and "Why RL" in md
+    # started again, the demo skips every finished stage and reports the same figures
+    rlhfkit(*args)
+    again = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert again["methods"] == results["methods"]
+    assert all(again["stage_seconds"][0][k] < 1.0 for k in ("sft", "rm", "dpo", "ppo"))
 
 
 def test_supervised_stages_from_the_command_line(tiny_model_dir, tmp_path):

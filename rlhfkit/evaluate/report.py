@@ -134,6 +134,11 @@ def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
         parts.append("## Why RL: the four reasons, measured")
         for title, text, table in _why_rl(results):
             parts += [f"### {title}", text] + ([_md_table(*table)] if table else [])
+    if results.get("stage_seconds"):
+        times = results["stage_seconds"]
+        parts += ["## Time per stage (seconds, per seed)",
+                  _md_table(["stage", *(f"seed {i}" for i in range(len(times)))],
+                            [[k, *(f"{t.get(k, 0):.0f}" for t in times)] for k in times[0]])]
     parts.append("## Examples")
     for ex in examples:
         parts.append("```\n" + ex["prompt"] + "\n```")

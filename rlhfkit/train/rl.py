@@ -70,12 +70,15 @@ def update(algo: str, policy, value_model, optimizer, r: Rollout, s: Scores, adv
     ids, attn, mask = r.input_ids, r.attention_mask, r.response_mask.float()
     R = r.response_ids.size(1)
     logs: dict[str, list[float]] = {}
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     for _ in range(cfg.epochs):
         for mb in torch.randperm(ids.size(0)).split(cfg.minibatch_size):
-            logits = response_logits(policy, ids[mb], attn[mb], R, temperature)     # (b, R, V)
+            with autocast:
+                logits = response_logits(policy, ids[mb], attn[mb], R, temperature)     # (b, R, V) float32
+                values = (response_values(value_model, ids[mb], attn[mb], r.response_mask[mb]).float()
+                          if algo == "ppo" else None)
             logprobs = gather_logprobs(logits, r.response_ids[mb])
             if algo == "ppo":
-                values = response_values(value_model, ids[mb], attn[mb], r.response_mask[mb])
                 loss, stats = ppo.loss(logprobs, r.logprobs[mb], adv[mb], values, s.values[mb], returns[mb],
                                        mask[mb], cfg.clip, cfg.vf_clip, cfg.vf_coef)
             elif algo == "rloo":
