@@ -57,20 +57,20 @@ def constrained_sl(results: dict) -> dict:
 
 
 def negation(results: dict) -> dict:
-    """Supported when the SFT model's per-token cross-entropy moves by under 5% when one polarity
-    flips, while the reward model (a sequence-level reward) moves more than the cross-entropy in
-    units of its own spread over faithful TL;DRs (effect size)."""
+    """Supported when the SFT model's per-token cross-entropy cannot tell a one-word polarity flip
+    from a same-meaning rewording (it ranks the rewording above the flip in at most 60% of posts)
+    while the reward model, a sequence-level reward, can (at least 80%)."""
     probe = results.get("negation_probe")
     if not probe:
         return {"supported": None, "evidence": {}, "finding": "no negation probe in this run"}
     ce, rm, gold = probe["token_cross_entropy"], probe["reward_model"], probe["gold_score"]
     evidence = {**probe, "contradiction_rate": {m: r["failure_rates"]["contradiction"]
                                                 for m, r in results["methods"].items()}}
-    supported = abs(ce["relative_change"]) < 0.05 and rm["effect_size"] > ce["effect_size"]
-    finding = (f"flipping one polarity changes the SFT model's per-token cross-entropy by "
-               f"{ce['relative_change']:+.1%} (effect size {ce['effect_size']:.2f}); the gold score moves by "
-               f"{gold['effect_size']:.2f} and the reward model by {rm['effect_size']:.2f} standard deviations "
-               f"(it prefers the faithful TL;DR in {rm['prefers_original']:.0%} of pairs)")
+    supported = ce["prefers_reworded_to_flipped"] <= 0.6 and rm["prefers_reworded_to_flipped"] >= 0.8
+    finding = (f"flipping one polarity raises the SFT model's per-token cross-entropy by "
+               f"{ce['flip_relative_change']:+.0%}, and it ranks a same-meaning rewording above the flip in "
+               f"{ce['prefers_reworded_to_flipped']:.0%} of posts; the gold judge does so in "
+               f"{gold['prefers_reworded_to_flipped']:.0%}, the reward model in {rm['prefers_reworded_to_flipped']:.0%}")
     return {"supported": supported, "evidence": evidence, "finding": finding}
 
 

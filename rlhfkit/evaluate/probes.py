@@ -1,8 +1,10 @@
 """Measurements behind the report's "Why RL" section that need models and the gold judge.
 
-- negation_probe: a good TL;DR and the same TL;DR with one event's polarity flipped (one "not"
-  added or removed), seen by three scorers: the SFT model's per-token cross-entropy (what SL
-  optimises), the gold judge, and the reward model (a sequence-level reward).
+- negation_probe: a faithful TL;DR, the same facts reworded (same meaning, other words) and the
+  faithful wording with one event's polarity flipped (one "not" added or removed: opposite
+  meaning, nearly the same tokens), seen by three scorers: the SFT model's per-token
+  cross-entropy (what SL optimises), the gold judge, and the reward model (a sequence-level
+  reward). A scorer that reads meaning ranks the rewording above the flip.
 - best_of_n_curve: gold score of best-of-m for m = 1, 2, 4, ... n, read off the same candidates,
   at the analytic KL log m - (m-1)/m.
 - fit_gao: Gao et al. 2022's functional forms of gold reward against d = sqrt(KL), by least squares:
@@ -27,45 +29,58 @@ from rlhfkit.tasks.tldr.writers import flip_one, oracle_summary, render
 from rlhfkit.train.preference import sequence_logprobs
 
 
-def flipped_pairs(posts: list[Post], seed: int) -> list[tuple[str, str]]:
-    """(faithful TL;DR, the same with one polarity flipped) per post, in the canonical wording."""
+def probe_texts(posts: list[Post], seed: int) -> list[tuple[str, str, str]]:
+    """(faithful, reworded, flipped) TL;DRs per post: the canonical faithful TL;DR; the same facts in
+    other words (same meaning); the canonical wording with one event's polarity flipped."""
     rng = random.Random(f"negation-{seed}")
-    return [(oracle_summary(p.facts), render(p.facts, flip_one(p.facts, rng), None, feeling=True, question=True))
-            for p in posts]
+    out = []
+    for p in posts:
+        faithful = oracle_summary(p.facts)
+        reworded = render(p.facts, list(p.facts.events), rng, feeling=True, question=True)
+        flipped = render(p.facts, flip_one(p.facts, rng), None, feeling=True, question=True)
+        out.append((faithful, reworded, flipped))
+    return out
 
 
-def _effect(original: list[float], flipped: list[float], higher_is_better: bool) -> dict:
-    """How far a scorer moves toward the faithful answer, in its own units and in its own spread."""
+def _scorer(faithful: list[float], reworded: list[float], flipped: list[float], higher_is_better: bool) -> dict:
+    """How a scorer sees the two edits: mean change from the faithful TL;DR, each edit's effect in units
+    of the scorer's spread over faithful TL;DRs, and how often it ranks the reworded (same meaning)
+    above the flipped (one word, opposite meaning) TL;DR."""
     sign = 1.0 if higher_is_better else -1.0
-    gains = [sign * (o - f) for o, f in zip(original, flipped, strict=True)]
-    spread = statistics.stdev(original) if len(original) > 1 else 0.0
-    return {"original_mean": statistics.fmean(original), "flipped_mean": statistics.fmean(flipped),
-            "change": statistics.fmean(flipped) - statistics.fmean(original),
-            "effect_size": statistics.fmean(gains) / spread if spread > 0 else 0.0,
-            "prefers_original": statistics.fmean(1.0 if g > 0 else 0.5 if g == 0 else 0.0 for g in gains)}
+    spread = statistics.stdev(faithful) if len(faithful) > 1 else 0.0
+
+    def effect(edited: list[float]) -> float:
+        return statistics.fmean(sign * (f - e) for f, e in zip(faithful, edited)) / spread if spread > 0 else 0.0
+    ranks = [1.0 if sign * (r - f) > 0 else 0.5 if r == f else 0.0 for r, f in zip(reworded, flipped)]
+    return {"faithful_mean": statistics.fmean(faithful), "reworded_mean": statistics.fmean(reworded),
+            "flipped_mean": statistics.fmean(flipped),
+            "flip_change": statistics.fmean(flipped) - statistics.fmean(faithful),
+            "flip_effect": effect(flipped), "reword_effect": effect(reworded),
+            "prefers_reworded_to_flipped": statistics.fmean(ranks)}
 
 
 @torch.no_grad()
 def negation_probe(sft_model, tokenizer, reward_model, posts: list[Post], seed: int) -> dict:
-    pairs = flipped_pairs(posts, seed)
+    triples = probe_texts(posts, seed)
     max_len = context_length(sft_model)
-    texts = [t for pair in pairs for t in pair]
-    prompts = [p.prompt for p in posts for _ in range(2)]
+    texts = [t for triple in triples for t in triple]
+    prompts = [p.prompt for p in posts for _ in range(3)]
     examples = [encode_demonstration(Demonstration(p, t), tokenizer, max_len) for p, t in zip(prompts, texts)]
     ce, rm = [], []
-    for i in range(0, len(examples), 64):
-        chunk = examples[i:i + 64]
+    for i in range(0, len(examples), 60):
+        chunk = examples[i:i + 60]
         logp, n = sequence_logprobs(sft_model.eval(), chunk, tokenizer.pad_token_id)
         ce += (-logp / n).tolist()
         batch = pad_batch(chunk, tokenizer.pad_token_id)
         rm += sequence_rewards(reward_model, batch["input_ids"], batch["attention_mask"]).tolist()
-    gold = [gold_score(t, p.facts) for p, pair in zip(posts, pairs) for t in pair]
-    ce_effect = _effect(ce[0::2], ce[1::2], higher_is_better=False)
-    ce_effect["relative_change"] = ce_effect["change"] / ce_effect["original_mean"]
-    return {"pairs": len(pairs), "example": {"original": pairs[0][0], "flipped": pairs[0][1]},
-            "token_cross_entropy": ce_effect,
-            "gold_score": _effect(gold[0::2], gold[1::2], higher_is_better=True),
-            "reward_model": _effect(rm[0::2], rm[1::2], higher_is_better=True)}
+    gold = [gold_score(t, p.facts) for p, triple in zip(posts, triples) for t in triple]
+    split = lambda xs: (xs[0::3], xs[1::3], xs[2::3])  # noqa: E731
+    ce_view = _scorer(*split(ce), higher_is_better=False)
+    ce_view["flip_relative_change"] = ce_view["flip_change"] / ce_view["faithful_mean"]
+    return {"posts": len(posts), "example": dict(zip(("faithful", "reworded", "flipped"), triples[0])),
+            "token_cross_entropy": ce_view,
+            "gold_score": _scorer(*split(gold), higher_is_better=True),
+            "reward_model": _scorer(*split(rm), higher_is_better=True)}
 
 
 def best_of_n_curve(records: list[dict], posts: list[Post]) -> list[dict]:

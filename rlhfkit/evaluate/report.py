@@ -93,12 +93,13 @@ def _claim_table(name: str, results: dict) -> tuple[list[str], list[list[str]]] 
     if name == "constrained_sl" and ev:
         return ["method", "gold win rate"], [[m, _fmt(w)] for m, w in ev["winrate"].items()]
     if name == "negation" and ev:
-        rows = [[label, _fmt(ev[key]["original_mean"]), _fmt(ev[key]["flipped_mean"]), _fmt(ev[key]["change"]),
-                 _fmt(ev[key]["effect_size"], 2), _fmt(ev[key]["prefers_original"], 2)]
+        rows = [[label, _fmt(ev[key]["faithful_mean"]), _fmt(ev[key]["reworded_mean"]), _fmt(ev[key]["flipped_mean"]),
+                 _fmt(ev[key]["reword_effect"], 2), _fmt(ev[key]["flip_effect"], 2),
+                 _fmt(ev[key]["prefers_reworded_to_flipped"], 2)]
                 for label, key in (("SFT per-token cross-entropy (nats)", "token_cross_entropy"),
                                    ("gold score", "gold_score"), ("reward model score", "reward_model"))]
-        return ["scorer", "faithful", "one polarity flipped", "change", "effect size (sd units)",
-                "prefers faithful"], rows
+        return ["scorer", "faithful", "reworded", "one polarity flipped", "rewording effect (sd)", "flip effect (sd)",
+                "ranks rewording above flip"], rows
     if name == "rl_beats_sl":
         fits = results.get("gold_vs_kl", {})
         return ["policy family", "Gao et al. form", "alpha", "beta", "R^2", "points"], [
@@ -117,7 +118,8 @@ def _why_rl(results: dict) -> list[tuple[str, str, tuple | None]]:
             text += f" Reward-weighted SFT minimises {OBJECTIVE}."
         if name == "negation" and claim["evidence"]:
             ex, rates = claim["evidence"]["example"], claim["evidence"]["contradiction_rate"]
-            text += (f" Example: '{ex['original'].strip()}' vs '{ex['flipped'].strip()}'. Contradiction rate of each "
+            text += (f" Example: faithful '{ex['faithful'].strip()}'; reworded '{ex['reworded'].strip()}'; flipped "
+                     f"'{ex['flipped'].strip()}'. Contradiction rate of each "
                      "method's answers: " + ", ".join(f"{m} {r:.2f}" for m, r in rates.items()) + ".")
         out.append((CLAIM_TITLES[name], text, _claim_table(name, results)))
     return out

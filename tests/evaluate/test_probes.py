@@ -7,11 +7,12 @@ from rlhfkit.tasks.tldr.judge import gold_score
 from rlhfkit.tasks.tldr.world import make_split
 
 
-def test_flipped_pairs_differ_by_one_polarity_and_the_judge_sees_it():
+def test_probe_texts_reword_or_flip_one_polarity_and_the_judge_sees_which():
     posts = make_split(0, "test", 20)
-    for post, (faithful, flipped) in zip(posts, probes.flipped_pairs(posts, seed=0)):
-        assert faithful != flipped
+    for post, (faithful, reworded, flipped) in zip(posts, probes.probe_texts(posts, seed=0)):
+        assert len({faithful, flipped}) == 2
         assert abs(len(faithful.split()) - len(flipped.split())) <= 2     # one "not" / "did not ever" more or less
+        assert gold_score(reworded, post.facts) > gold_score(flipped, post.facts)
         assert gold_score(faithful, post.facts) > gold_score(flipped, post.facts)
 
 
@@ -37,6 +38,11 @@ def test_claims_follow_the_numbers_both_ways():
     c = claims.decide(results)
     assert c["scoring_vs_generating"]["supported"] and c["constrained_sl"]["supported"] and c["rl_beats_sl"]["supported"]
     assert c["negation"]["supported"] is None            # no probe in this run
+    view = lambda pref: {"prefers_reworded_to_flipped": pref, "flip_relative_change": 0.01}  # noqa: E731
+    results["negation_probe"] = {"token_cross_entropy": view(0.5), "gold_score": view(1.0), "reward_model": view(0.9)}
+    assert claims.decide(results)["negation"]["supported"]
+    results["negation_probe"]["reward_model"] = view(0.55)   # a reward model blind to polarity: no
+    assert not claims.decide(results)["negation"]["supported"]
     results["methods"]["dpo"] = _method(0.53)             # DPO inside PPO's CI: an honest "no"
     c = claims.decide(results)
     assert not c["scoring_vs_generating"]["supported"] and not c["rl_beats_sl"]["supported"]
