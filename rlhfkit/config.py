@@ -308,7 +308,10 @@ class RLAlgoConfig:
     epochs: int = opt(4, "optimisation passes over each batch of rollouts")
     minibatch_size: int = opt(32, "rollouts per gradient step")
     lr: float = opt(1e-4, "learning rate of policy and value model (AdamW, eps 1e-5, linear decay)")
-    beta: float = opt(0.05, "KL coefficient (the initial one when target_kl > 0)")
+    # Stiennon et al. use 0.05; with the demo's reward model (6,000 comparisons, blind to flipped
+    # polarities) the penalty works as early stopping: seed 0, win rate 0.513 / 0.549 / 0.503 at
+    # beta 0.05 / 0.15 / 0.30 (KL 2.4 / 1.4 / 0.7 nats)
+    beta: float = opt(0.15, "KL coefficient (the initial one when target_kl > 0)")
     target_kl: float = opt(0.0, "adaptive KL controller's target sequence KL in nats (0: fixed beta)")
     kl_horizon: int = opt(10000, "episodes over which the adaptive beta may change e-fold")
     clip: float = opt(0.2, "policy ratio clip")
