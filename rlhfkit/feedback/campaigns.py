@@ -1,0 +1,195 @@
+"""What the app does, apart from HTTP: campaigns from rollout files, assignments, answers, export.
+
+A rollouts file is JSONL (or Parquet / `datasets`) with "prompt" and "completions" (2..K answers),
+as `rlhfkit label sample` writes. Rankings are stored as groups of candidate ids, best first; a
+group with several ids is a tie. Export turns them into the comparison records `rlhfkit rm` reads:
+a strict ranking becomes one K-way record, a ranking with ties its strictly ordered pairs.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+import statistics
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rlhfkit.data.records import DataError, read_records, text_field
+from rlhfkit.feedback.models import Answer, Assignment, Campaign, Candidate, Item, Labeler
+from rlhfkit.feedback.security import hash_token, new_token
+
+
+def create_campaign(s: Session, name: str, path: str, overlap: int) -> Campaign:
+    """A campaign with one item per record of `path`; every record is checked before any is stored."""
+    records = []
+    for where, record in read_records(path):
+        prompt = text_field(record, "prompt", where)
+        answers = record.get("completions")
+        if not isinstance(answers, list) or not 2 <= len(answers) <= 16:
+            raise DataError(f"{where}: field 'completions' must be a list of 2 to 16 answers")
+        records.append((prompt, [text_field({"completion": a}, "completion", where, allow_empty=True) for a in answers],
+                        str(where)))
+    if not records:
+        raise DataError(f"{path}: no records")
+    campaign = Campaign(name=name, overlap=overlap)
+    s.add(campaign)
+    for prompt, answers, where in records:
+        item = Item(campaign=campaign, prompt=prompt, source=where)
+        item.candidates = [Candidate(index=i, text=a) for i, a in enumerate(answers)]
+        s.add(item)
+    s.commit()
+    return campaign
+
+
+def invite(s: Session, campaign_id: int, name: str) -> str:
+    """A new labeler for the campaign; returns the token (shown once; only its hash is kept)."""
+    if s.get(Campaign, campaign_id) is None:
+        raise KeyError(f"no campaign {campaign_id}")
+    token = new_token()
+    s.add(Labeler(campaign_id=campaign_id, name=name, token_hash=hash_token(token)))
+    s.commit()
+    return token
+
+
+def labeler_by_token(s: Session, token: str | None) -> Labeler | None:
+    if not token:
+        return None
+    return s.scalar(select(Labeler).where(Labeler.token_hash == hash_token(token)))
+
+
+def progress(s: Session, labeler: Labeler) -> tuple[int, int]:
+    """(answered, total) for a labeler: total = items they have or could still get."""
+    answered = s.scalar(select(func.count(Answer.id)).join(Assignment).where(Assignment.labeler_id == labeler.id))
+    return answered, answered + len(_open_items(s, labeler, limit=None)) + _pending(s, labeler)
+
+
+def _pending(s: Session, labeler: Labeler) -> int:
+    return s.scalar(select(func.count(Assignment.id)).outerjoin(Answer)
+                    .where(Assignment.labeler_id == labeler.id, Answer.id.is_(None)))
+
+
+def _open_items(s: Session, labeler: Labeler, limit: int | None = 1) -> list[int]:
+    """Items of the labeler's campaign with fewer than `overlap` labelers, not yet given to this one."""
+    campaign = s.get(Campaign, labeler.campaign_id)
+    taken = select(Assignment.item_id).where(Assignment.labeler_id == labeler.id)
+    counts = (select(Item.id).outerjoin(Assignment, Assignment.item_id == Item.id)
+              .where(Item.campaign_id == campaign.id, Item.id.not_in(taken))
+              .group_by(Item.id).having(func.count(Assignment.id) < campaign.overlap))
+    ids = list(s.scalars(counts))
+    return ids if limit is None else ids[:limit]
+
+
+def next_assignment(s: Session, labeler: Labeler) -> Assignment | None:
+    """The labeler's unanswered assignment, or a new one on a random open item (candidates shuffled,
+    the order recorded so position bias can be measured); None when nothing is left."""
+    pending = s.scalar(select(Assignment).outerjoin(Answer).where(Assignment.labeler_id == labeler.id,
+                                                                  Answer.id.is_(None)).order_by(Assignment.id))
+    if pending is not None:
+        return pending
+    rng = random.Random()
+    open_ids = _open_items(s, labeler, limit=None)
+    if not open_ids:
+        return None
+    item = s.get(Item, rng.choice(open_ids))
+    positions = [c.id for c in item.candidates]
+    rng.shuffle(positions)
+    assignment = Assignment(item_id=item.id, labeler_id=labeler.id, positions=positions)
+    s.add(assignment)
+    s.commit()
+    return assignment
+
+
+class AnswerError(ValueError):
+    pass
+
+
+def record_answer(s: Session, labeler: Labeler, assignment_id: int, ranking: list[list[int]], cant_tell: bool,
+                  note: str) -> Answer:
+    """Store one answer. The ranking must name each candidate exactly once (ties: one group), unless
+    the labeler could not tell. A second answer to the same assignment is refused (unique key)."""
+    a = s.get(Assignment, assignment_id)
+    if a is None or a.labeler_id != labeler.id:
+        raise PermissionError("not your assignment")
+    if a.answer is not None:
+        raise AnswerError("already answered")
+    flat = [c for group in ranking for c in group]
+    if not cant_tell and sorted(flat) != sorted(a.positions):
+        raise AnswerError("the ranking must name every candidate exactly once")
+    answer = Answer(assignment_id=a.id, ranking=[] if cant_tell else ranking, cant_tell=cant_tell, note=note[:2000])
+    s.add(answer)
+    s.commit()
+    return answer
+
+
+def undo_last(s: Session, labeler: Labeler) -> bool:
+    """Delete the labeler's latest answer, so its item comes back next."""
+    last = s.scalar(select(Answer).join(Assignment).where(Assignment.labeler_id == labeler.id)
+                    .order_by(Answer.id.desc()))
+    if last is None:
+        return False
+    s.delete(last)
+    s.commit()
+    return True
+
+
+def _answers(s: Session, campaign_id: int):
+    q = (select(Answer, Assignment, Item, Labeler).join(Assignment, Answer.assignment_id == Assignment.id)
+         .join(Item, Assignment.item_id == Item.id).join(Labeler, Assignment.labeler_id == Labeler.id)
+         .where(Item.campaign_id == campaign_id).order_by(Answer.id))
+    return s.execute(q).all()
+
+
+def export_records(s: Session, campaign_id: int) -> list[dict]:
+    """Comparison records for `rlhfkit rm`: a strict ranking -> {"prompt", "completions"} best first;
+    with ties -> one {"prompt", "chosen", "rejected"} per strictly ordered pair; "can't tell" -> none."""
+    out = []
+    for answer, _, item, labeler in _answers(s, campaign_id):
+        if answer.cant_tell:
+            continue
+        text = {c.id: c.text for c in item.candidates}
+        if all(len(g) == 1 for g in answer.ranking):
+            out.append({"prompt": item.prompt, "completions": [text[g[0]] for g in answer.ranking],
+                        "labeler": labeler.name})
+            continue
+        for hi, lo in itertools.combinations(range(len(answer.ranking)), 2):
+            for a, b in itertools.product(answer.ranking[hi], answer.ranking[lo]):
+                out.append({"prompt": item.prompt, "chosen": text[a], "rejected": text[b], "labeler": labeler.name})
+    return out
+
+
+def _better_pairs(ranking: list[list[int]]) -> set[tuple[int, int]]:
+    return {(a, b) for hi, lo in itertools.combinations(range(len(ranking)), 2)
+            for a in ranking[hi] for b in ranking[lo]}
+
+
+def _pair_agreement(x: set[tuple[int, int]], y: set[tuple[int, int]]) -> list[float]:
+    """For each candidate pair both rankings order: 1 if they order it the same way, else 0."""
+    ux, uy = {frozenset(p): p for p in x}, {frozenset(p): p for p in y}
+    return [1.0 if ux[k] == uy[k] else 0.0 for k in ux.keys() & uy.keys()]
+
+
+def campaign_stats(s: Session, campaign_id: int) -> dict:
+    """Per-labeler throughput, agreement between labelers on shared items (share of candidate pairs
+    both ordered, ordered the same way) and position bias (how often the top-ranked answer was shown
+    in each position)."""
+    rows = _answers(s, campaign_id)
+    per_labeler: dict[str, list] = {}
+    by_item: dict[int, list[set]] = {}
+    top_position: dict[int, int] = {}
+    for answer, assignment, item, labeler in rows:
+        per_labeler.setdefault(labeler.name, []).append(answer.created_at)
+        if answer.cant_tell:
+            continue
+        by_item.setdefault(item.id, []).append(_better_pairs(answer.ranking))
+        if len(answer.ranking[0]) == 1:
+            pos = assignment.positions.index(answer.ranking[0][0])
+            top_position[pos] = top_position.get(pos, 0) + 1
+    agree = [same for pair_sets in by_item.values() for x, y in itertools.combinations(pair_sets, 2)
+             for same in _pair_agreement(x, y)]
+    throughput = {}
+    for name, times in per_labeler.items():
+        span = (max(times) - min(times)).total_seconds() / 3600 if len(times) > 1 else 0.0
+        throughput[name] = {"answers": len(times), "per_hour": len(times) / span if span > 0 else None}
+    return {"answers": len(rows), "labelers": throughput,
+            "agreement": statistics.fmean(agree) if agree else None, "agreement_pairs": len(agree),
+            "top_answer_position": {str(k): v for k, v in sorted(top_position.items())}}
