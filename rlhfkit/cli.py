@@ -26,6 +26,13 @@ STAGES = {
     "demo": (C.DemoConfig, "rlhfkit.demo:run"),
 }
 DATA_TASKS = {"tldr": (C.DataTldrConfig, "rlhfkit.tasks.tldr.export:run")}
+LABEL_COMMANDS = {
+    "sample": (C.LabelSampleConfig, "rlhfkit.feedback.commands:sample"),
+    "campaign create": (C.LabelCampaignConfig, "rlhfkit.feedback.commands:campaign_create"),
+    "serve": (C.LabelServeConfig, "rlhfkit.feedback.commands:serve"),
+    "simulate": (C.LabelSimulateConfig, "rlhfkit.feedback.commands:simulate"),
+    "export": (C.LabelExportConfig, "rlhfkit.feedback.commands:export"),
+}
 
 
 def _first_line(cls: type) -> str:
@@ -42,6 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (cls, _) in DATA_TASKS.items():
         sp = tasks.add_parser(name, help=_first_line(cls), description=_first_line(cls))
         C.add_arguments(sp, cls)
+    label = stages.add_parser("label", help="collect human comparisons: the labeling web app and its commands")
+    commands = label.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    campaign = None
+    for name, (cls, _) in LABEL_COMMANDS.items():
+        if name.startswith("campaign "):
+            if campaign is None:
+                campaign = commands.add_parser("campaign", help="labeling campaigns").add_subparsers(
+                    dest="action", required=True, metavar="ACTION")
+            sp = campaign.add_parser(name.split()[1], help=_first_line(cls), description=_first_line(cls))
+            sp.add_argument("--from", dest="rollouts", default=argparse.SUPPRESS, metavar="FILE",
+                            help="same as --rollouts")
+        else:
+            sp = commands.add_parser(name, help=_first_line(cls), description=_first_line(cls))
+        C.add_arguments(sp, cls)
     for name, (cls, _) in STAGES.items():
         sp = stages.add_parser(name, help=_first_line(cls), description=_first_line(cls))
         C.add_arguments(sp, cls)
@@ -56,8 +77,13 @@ def _call(target: str, cfg) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cls, target = DATA_TASKS[args.task] if args.stage == "data" else STAGES[args.stage]
-    for key in ("stage", "task"):
+    if args.stage == "data":
+        cls, target = DATA_TASKS[args.task]
+    elif args.stage == "label":
+        cls, target = LABEL_COMMANDS[" ".join(filter(None, (args.command, getattr(args, "action", None))))]
+    else:
+        cls, target = STAGES[args.stage]
+    for key in ("stage", "task", "command", "action"):
         vars(args).pop(key, None)
     try:
         cfg = C.from_args(cls, args)
