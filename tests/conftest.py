@@ -32,3 +32,8 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
     path = tmp_path_factory.mktemp("tiny") / "model"
     save_model(path, model, tiny_tokenizer)
     return path
+
+
+def pytest_addoption(parser):
+    parser.addoption("--load-answers", type=int, default=2000,
+                     help="answers the labeling app's load test submits (the benchmark uses 10000)")

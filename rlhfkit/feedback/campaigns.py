@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 import statistics
+import threading
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -79,9 +80,19 @@ def _open_items(s: Session, labeler: Labeler, limit: int | None = 1) -> list[int
     return ids if limit is None else ids[:limit]
 
 
+# Handing out items is read-then-write: two labelers could both take an item's last slot. The app
+# runs as one process, so a lock serialises it (several processes would need row locks).
+_ASSIGN_LOCK = threading.Lock()
+
+
 def next_assignment(s: Session, labeler: Labeler) -> Assignment | None:
     """The labeler's unanswered assignment, or a new one on a random open item (candidates shuffled,
     the order recorded so position bias can be measured); None when nothing is left."""
+    with _ASSIGN_LOCK:
+        return _next_assignment(s, labeler)
+
+
+def _next_assignment(s: Session, labeler: Labeler) -> Assignment | None:
     pending = s.scalar(select(Assignment).outerjoin(Answer).where(Assignment.labeler_id == labeler.id,
                                                                   Answer.id.is_(None)).order_by(Assignment.id))
     if pending is not None:

@@ -3,11 +3,8 @@ simulated labelers answer over HTTP -> export -> `rlhfkit rm` trains on it."""
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 
@@ -22,46 +19,20 @@ def rlhfkit(*args):
     return proc.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(db: str, port: int) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "rlhfkit.cli", "label", "serve", "--db", db, "--port", str(port),
-                               "--admin_token", "adm"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              start_new_session=True)
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/label", timeout=1)
-            return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.kill()
-    raise AssertionError(server.stderr.read().decode()[-2000:])
-
-
-def test_sample_label_export_train(tiny_model_dir, tmp_path):
+def test_sample_label_export_train(tiny_model_dir, tmp_path, server_for):
     db = f"sqlite:///{tmp_path / 'labels.db'}"
     rlhfkit("label", "sample", "--policy", tiny_model_dir, "--n_prompts", "6", "--k", "3",
             "--sample.max_new_tokens", "12", "--out", tmp_path / "rollouts.jsonl", *TINY_TASK)
     created = json.loads(rlhfkit("label", "campaign", "create", "--from", tmp_path / "rollouts.jsonl", "--overlap",
                                  "2", "--invite", "sim1,sim2", "--db", db))
     assert created["items"] == 6 and set(created["invites"]) == {"sim1", "sim2"}
-    port = free_port()
-    server = start_server(db, port)
-    try:
-        tokens = ",".join(created["invites"].values())
-        done = json.loads(rlhfkit("label", "simulate", "--url", f"http://127.0.0.1:{port}", "--tokens", tokens,
-                                  *TINY_TASK))
-        assert sorted(done["answered"].values()) == [6, 6]
-        stats = httpx.get(f"http://127.0.0.1:{port}/admin/campaigns/1/stats",
-                          headers={"Authorization": "Bearer adm"}).json()
-        assert stats["answers"] == 12 and stats["agreement"] is not None
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=10)
+    server = server_for(db)
+    tokens = ",".join(created["invites"].values())
+    done = json.loads(rlhfkit("label", "simulate", "--url", server.url, "--tokens", tokens, *TINY_TASK))
+    assert sorted(done["answered"].values()) == [6, 6]
+    stats = httpx.get(f"{server.url}/admin/campaigns/1/stats", headers={"Authorization": "Bearer adm"}).json()
+    assert stats["answers"] == 12 and stats["agreement"] is not None
+    server.stop()
     out = json.loads(rlhfkit("label", "export", "--campaign", "1", "--db", db, "--out", tmp_path / "cmp.jsonl"))
     assert out["records"] == 12
     rlhfkit("rm", "--model", tiny_model_dir, "--data", tmp_path / "cmp.jsonl", "--out", tmp_path / "rm",
