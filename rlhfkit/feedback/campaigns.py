@@ -59,25 +59,18 @@ def labeler_by_token(s: Session, token: str | None) -> Labeler | None:
 
 
 def progress(s: Session, labeler: Labeler) -> tuple[int, int]:
-    """(answered, total) for a labeler: total = items they have or could still get."""
+    """(answered, total) for a labeler: total counts what they have and what they could still get."""
     answered = s.scalar(select(func.count(Answer.id)).join(Assignment).where(Assignment.labeler_id == labeler.id))
-    return answered, answered + len(_open_items(s, labeler, limit=None)) + _pending(s, labeler)
+    mine = s.scalar(select(func.count(Assignment.id)).where(Assignment.labeler_id == labeler.id))
+    return answered, mine + s.scalar(select(func.count()).select_from(_open_items(s, labeler).subquery()))
 
 
-def _pending(s: Session, labeler: Labeler) -> int:
-    return s.scalar(select(func.count(Assignment.id)).outerjoin(Answer)
-                    .where(Assignment.labeler_id == labeler.id, Answer.id.is_(None)))
-
-
-def _open_items(s: Session, labeler: Labeler, limit: int | None = 1) -> list[int]:
-    """Items of the labeler's campaign with fewer than `overlap` labelers, not yet given to this one."""
-    campaign = s.get(Campaign, labeler.campaign_id)
+def _open_items(s: Session, labeler: Labeler):
+    """Items of the labeler's campaign still short of `overlap` labelers and not yet given to them."""
+    overlap = s.scalar(select(Campaign.overlap).where(Campaign.id == labeler.campaign_id))
     taken = select(Assignment.item_id).where(Assignment.labeler_id == labeler.id)
-    counts = (select(Item.id).outerjoin(Assignment, Assignment.item_id == Item.id)
-              .where(Item.campaign_id == campaign.id, Item.id.not_in(taken))
-              .group_by(Item.id).having(func.count(Assignment.id) < campaign.overlap))
-    ids = list(s.scalars(counts))
-    return ids if limit is None else ids[:limit]
+    return select(Item.id).where(Item.campaign_id == labeler.campaign_id, Item.assigned < overlap,
+                                 Item.id.not_in(taken))
 
 
 # Handing out items is read-then-write: two labelers could both take an item's last slot. The app
@@ -97,13 +90,17 @@ def _next_assignment(s: Session, labeler: Labeler) -> Assignment | None:
                                                                   Answer.id.is_(None)).order_by(Assignment.id))
     if pending is not None:
         return pending
-    rng = random.Random()
-    open_ids = _open_items(s, labeler, limit=None)
-    if not open_ids:
+    # a random open item: the first at or after a random id (else before it), found by index
+    open_items = _open_items(s, labeler)
+    start = random.randint(0, s.scalar(select(func.max(Item.id))) or 0)
+    item_id = (s.scalar(open_items.where(Item.id >= start).order_by(Item.id).limit(1))
+               or s.scalar(open_items.where(Item.id < start).order_by(Item.id.desc()).limit(1)))
+    if item_id is None:
         return None
-    item = s.get(Item, rng.choice(open_ids))
+    item = s.get(Item, item_id)
     positions = [c.id for c in item.candidates]
-    rng.shuffle(positions)
+    random.shuffle(positions)
+    item.assigned += 1
     assignment = Assignment(item_id=item.id, labeler_id=labeler.id, positions=positions)
     s.add(assignment)
     s.commit()

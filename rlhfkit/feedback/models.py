@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 SCHEMA_VERSION = 1
@@ -42,9 +42,11 @@ class Campaign(Base):
 
 class Item(Base):
     __tablename__ = "items"
+    __table_args__ = (Index("ix_items_open", "campaign_id", "assigned"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
     prompt: Mapped[str] = mapped_column(Text)
+    assigned: Mapped[int] = mapped_column(Integer, default=0)      # labelers given this item so far
     source: Mapped[str] = mapped_column(String(300), default="")  # file:line it came from
     campaign: Mapped[Campaign] = relationship(back_populates="items")
     candidates: Mapped[list[Candidate]] = relationship(order_by="Candidate.index")
