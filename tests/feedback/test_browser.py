@@ -1,0 +1,72 @@
+"""A person's session in a real browser (Debian's Chromium driven by Playwright): open the invite
+link, rank three items with the mouse and with keys, then train a reward model on the export.
+Skipped where Chromium is not installed (`.ci/run` installs it)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session
+
+from rlhfkit.feedback import campaigns
+from rlhfkit.feedback.db import init_schema, make_engine
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def test_rank_three_items_in_a_browser_then_train_on_the_export(tmp_path, server_for, tiny_model_dir):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    rollouts = tmp_path / "rollouts.jsonl"
+    rollouts.write_text("".join(json.dumps({"prompt": f"post {i}: we ordered pizza. tl;dr:",
+                                            "completions": [f"we ordered pizza {i}", "pizza", "<b>not bold</b>"]}) + "\n"
+                                for i in range(3)))
+    db = f"sqlite:///{tmp_path / 'labels.db'}"
+    engine = make_engine(db)
+    init_schema(engine)
+    with Session(engine) as s:
+        campaign_id = campaigns.create_campaign(s, "browser", str(rollouts), overlap=1).id
+        token = campaigns.invite(s, campaign_id, "person")
+    server = server_for(db)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        page.goto(f"{server.url}/join/{token}")
+        assert "1 of 3" in page.text_content("#progress")
+        assert page.locator(".cand .text", has_text="<b>not bold</b>").count() == 1     # shown as text
+        if os.environ.get("RLHFKIT_SCREENSHOT"):
+            page.screenshot(path=os.environ["RLHFKIT_SCREENSHOT"])
+        # item 1: the mouse, best to worst, then the Submit button
+        for key in ("2", "3", "1"):
+            page.click(f"#cand-{key}")
+        assert json.loads(page.input_value("#ranking")) and page.locator(".cand.picked").count() == 3
+        page.click("#submit")
+        page.wait_for_selector("text=2 of 3")
+        # item 2: keys, Enter submits
+        for key in ("3", "1", "2", "Enter"):
+            page.keyboard.press(key)
+        page.wait_for_selector("text=3 of 3")
+        # item 3: keys with a tie (t), then undo it (u) and answer again
+        for key in ("1", "t", "2", "3", "Enter"):
+            page.keyboard.press(key)
+        page.wait_for_selector("text=all done")
+        page.click("text=Undo last answer")
+        page.wait_for_selector("text=3 of 3")
+        for key in ("1", "2", "3", "Enter"):
+            page.keyboard.press(key)
+        page.wait_for_selector("text=all done")
+        browser.close()
+    export = httpx.get(f"{server.url}/admin/campaigns/{campaign_id}/export", headers={"Authorization": "Bearer adm"}).text
+    records = [json.loads(line) for line in export.splitlines()]
+    assert len(records) == 3 and all(len(r["completions"]) == 3 and r["labeler"] == "person" for r in records)
+    (tmp_path / "export.jsonl").write_text(export)
+    proc = subprocess.run([sys.executable, "-m", "rlhfkit.cli", "rm", "--model", str(tiny_model_dir), "--data",
+                           str(tmp_path / "export.jsonl"), "--out", str(tmp_path / "rm"), "--train.epochs", "3",
+                           "--train.batch_size", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len((tmp_path / "rm" / "log.jsonl").read_text().splitlines()) == 9      # 3 rankings x 3 epochs
