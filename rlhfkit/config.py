@@ -394,6 +394,9 @@ class LabelServeConfig:
     admin_token: str = opt("", "token for the admin pages (empty: a random one, printed at start)")
     host: str = opt("127.0.0.1", "address to listen on")
     port: int = opt(8000, "port to listen on")
+    reward_model: str = opt("", "a reward model the labels are held against on the stats page (optional)")
+    gold: bool = opt(False, "also hold the labels against the built-in world's gold judge (its prompts only)")
+    task: TaskConfig = sub(TaskConfig, "the world, with --gold")
 
     def validate(self) -> None:
         if not (self.db.startswith("sqlite:///") or self.db.startswith("postgresql")):

@@ -17,8 +17,9 @@ from rlhfkit.feedback.routers import admin, api, label
 from rlhfkit.feedback.security import hash_token
 
 
-def create_app(db_url: str, admin_token: str, secret: bytes | None = None) -> FastAPI:
-    """The app on `db_url` (schema created if new); only the admin token's hash is kept."""
+def create_app(db_url: str, admin_token: str, secret: bytes | None = None, scorers: dict | None = None) -> FastAPI:
+    """The app on `db_url` (schema created if new); only the admin token's hash is kept. `scorers`
+    (name -> (prompt, answers) -> scores) are what the labels are held against on the stats page."""
     engine = make_engine(db_url)
     init_schema(engine)
     app = FastAPI(title="rlhfkit labeling", docs_url=None, redoc_url=None)
@@ -26,6 +27,7 @@ def create_app(db_url: str, admin_token: str, secret: bytes | None = None) -> Fa
     app.state.sessions = session_factory(engine)
     app.state.admin_hash = hash_token(admin_token)
     app.state.secret = secret or secrets.token_bytes(32)
+    app.state.scorers = scorers or {}
     # autoescape on: model text is untrusted and is always rendered escaped
     app.state.templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     for router in (label.router, api.router, admin.router):

@@ -176,11 +176,13 @@ def _pair_agreement(x: set[tuple[int, int]], y: set[tuple[int, int]]) -> list[fl
     return [1.0 if ux[k] == uy[k] else 0.0 for k in ux.keys() & uy.keys()]
 
 
-def campaign_stats(s: Session, campaign_id: int) -> dict:
+def campaign_stats(s: Session, campaign_id: int, scorers: dict | None = None) -> dict:
     """Per-labeler throughput, agreement between labelers on shared items (share of candidate pairs
-    both ordered, ordered the same way) and position bias (how often the top-ranked answer was shown
-    in each position)."""
+    both ordered, ordered the same way), position bias (how often the top-ranked answer was shown
+    in each position), and for each scorer given (name -> (prompt, answers) -> scores or None) the
+    share of labelled pairs it orders like the labeler."""
     rows = _answers(s, campaign_id)
+    with_scorers = {name: [] for name in (scorers or {})}
     per_labeler: dict[str, list] = {}
     by_item: dict[int, list[set]] = {}
     top_position: dict[int, int] = {}
@@ -188,7 +190,14 @@ def campaign_stats(s: Session, campaign_id: int) -> dict:
         per_labeler.setdefault(labeler.name, []).append(answer.created_at)
         if answer.cant_tell:
             continue
-        by_item.setdefault(item.id, []).append(_better_pairs(answer.ranking))
+        pairs = _better_pairs(answer.ranking)
+        by_item.setdefault(item.id, []).append(pairs)
+        ids = [c.id for c in item.candidates]
+        for name, scorer in (scorers or {}).items():
+            scores = scorer(item.prompt, [c.text for c in item.candidates])
+            if scores is not None:
+                score = dict(zip(ids, scores))
+                with_scorers[name] += [1.0 if score[a] > score[b] else 0.0 for a, b in pairs if score[a] != score[b]]
         if len(answer.ranking[0]) == 1:
             pos = assignment.positions.index(answer.ranking[0][0])
             top_position[pos] = top_position.get(pos, 0) + 1
@@ -200,4 +209,6 @@ def campaign_stats(s: Session, campaign_id: int) -> dict:
         throughput[name] = {"answers": len(times), "per_hour": len(times) / span if span > 0 else None}
     return {"answers": len(rows), "labelers": throughput,
             "agreement": statistics.fmean(agree) if agree else None, "agreement_pairs": len(agree),
-            "top_answer_position": {str(k): v for k, v in sorted(top_position.items())}}
+            "top_answer_position": {str(k): v for k, v in sorted(top_position.items())},
+            "agreement_with": {name: {"agreement": statistics.fmean(v) if v else None, "pairs": len(v)}
+                               for name, v in with_scorers.items()}}

@@ -42,7 +42,14 @@ def serve(cfg: LabelServeConfig) -> None:
     if not cfg.admin_token:
         print(f"admin token: {token}", file=sys.stderr)
     print(f"admin pages: http://{cfg.host}:{cfg.port}/admin/login?token={token}", file=sys.stderr)
-    uvicorn.run(create_app(cfg.db, token), host=cfg.host, port=cfg.port, log_level="warning")
+    scorers = {}
+    if cfg.gold:
+        from rlhfkit.evaluate.agreement import gold_scorer
+        scorers["gold judge"] = gold_scorer(cfg.task)
+    if cfg.reward_model:
+        from rlhfkit.evaluate.agreement import reward_model_scorer
+        scorers["reward model"] = reward_model_scorer(cfg.reward_model)
+    uvicorn.run(create_app(cfg.db, token, scorers=scorers), host=cfg.host, port=cfg.port, log_level="warning")
 
 
 def campaign_create(cfg: LabelCampaignConfig) -> dict:

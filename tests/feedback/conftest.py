@@ -13,8 +13,8 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENI
 
 
 class Server:
-    def __init__(self, db: str, admin: str = "adm"):
-        self.db, self.admin, self.proc = db, admin, None
+    def __init__(self, db: str, admin: str = "adm", extra: tuple = ()):
+        self.db, self.admin, self.extra, self.proc = db, admin, [str(x) for x in extra], None
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -22,7 +22,7 @@ class Server:
 
     def start(self) -> "Server":
         self.proc = subprocess.Popen([sys.executable, "-m", "rlhfkit.cli", "label", "serve", "--db", self.db,
-                                      "--port", str(self.port), "--admin_token", self.admin], env=ENV,
+                                      "--port", str(self.port), "--admin_token", self.admin, *self.extra], env=ENV,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         for _ in range(200):
             try:
@@ -43,8 +43,8 @@ class Server:
 def server_for():
     started = []
 
-    def make(db: str) -> Server:
-        server = Server(db).start()
+    def make(db: str, *extra) -> Server:
+        server = Server(db, extra=extra).start()
         started.append(server)
         return server
     yield make

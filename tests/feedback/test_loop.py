@@ -26,12 +26,14 @@ def test_sample_label_export_train(tiny_model_dir, tmp_path, server_for):
     created = json.loads(rlhfkit("label", "campaign", "create", "--from", tmp_path / "rollouts.jsonl", "--overlap",
                                  "2", "--invite", "sim1,sim2", "--db", db))
     assert created["items"] == 6 and set(created["invites"]) == {"sim1", "sim2"}
-    server = server_for(db)
+    server = server_for(db, "--gold", *TINY_TASK)
     tokens = ",".join(created["invites"].values())
     done = json.loads(rlhfkit("label", "simulate", "--url", server.url, "--tokens", tokens, *TINY_TASK))
     assert sorted(done["answered"].values()) == [6, 6]
     stats = httpx.get(f"{server.url}/admin/campaigns/1/stats", headers={"Authorization": "Bearer adm"}).json()
     assert stats["answers"] == 12 and stats["agreement"] is not None
+    gold = stats["agreement_with"]["gold judge"]      # the simulated labelers rank by a noisy gold score
+    assert gold["pairs"] > 0 and gold["agreement"] > 0.5, gold
     server.stop()
     out = json.loads(rlhfkit("label", "export", "--campaign", "1", "--db", db, "--out", tmp_path / "cmp.jsonl"))
     assert out["records"] == 12

@@ -56,10 +56,10 @@ def new_invite(request: Request, campaign_id: int, token: Admin, db: DB, name: s
 
 
 @router.get("/campaigns/{campaign_id:int}/stats")
-def stats(campaign_id: int, token: Admin, db: DB) -> dict:
+def stats(request: Request, campaign_id: int, token: Admin, db: DB) -> dict:
     if db.get(Campaign, campaign_id) is None:
         raise HTTPException(404, "no such campaign")
-    return campaigns.campaign_stats(db, campaign_id)
+    return campaigns.campaign_stats(db, campaign_id, request.app.state.scorers)
 
 
 @router.get("/campaigns/{campaign_id:int}/export")
