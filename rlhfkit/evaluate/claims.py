@@ -33,9 +33,10 @@ def scoring_vs_generating(results: dict) -> dict:
                 "ranking_accuracy": {m: methods[m].get("ranking_accuracy") for m in present if
                                      methods[m].get("ranking_accuracy") is not None},
                 "winrate": {m: _win(methods, m)["mean"] for m in present + ["ppo"]}}
-    supported = rm["accuracy_vs_gold"] > 0.5 and all(_above(methods, "ppo", m) for m in present)
+    rm_gold = rm.get("accuracy_vs_gold") or 0.0
+    supported = rm_gold > 0.5 and all(_above(methods, "ppo", m) for m in present)
     best = max(present, key=lambda m: _win(methods, m)["mean"])
-    finding = (f"the reward model orders {rm['accuracy_vs_gold']:.0%} of held-out pairs like the gold judge; "
+    finding = (f"the reward model orders {rm_gold:.0%} of held-out pairs like the gold judge; "
                f"PPO, which optimises its own samples against it, wins {_win(methods, 'ppo')['mean']:.3f} vs "
                f"{_win(methods, best)['mean']:.3f} for the best SL policy on the same comparisons ({best})")
     return {"supported": supported, "evidence": evidence, "finding": finding}
