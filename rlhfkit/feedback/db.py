@@ -30,6 +30,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
         return engine
+    if url.startswith("postgresql://"):     # psycopg 3 (the `postgres` extra), not SQLAlchemy's psycopg2 default
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True)
 
 

@@ -1,6 +1,7 @@
 """The labeling app through its HTTP surface, as a browser or a program uses it (TestClient, a fresh
 SQLite database per test)."""
 import json
+import os
 import re
 
 import pytest
@@ -209,3 +210,27 @@ def test_tokens_are_stored_hashed(app):
         from rlhfkit.feedback.models import Labeler
         stored = {lab.token_hash for lab in s.query(Labeler)}
     assert not stored & set(app.state.tokens.values()) and all(len(h) == 64 for h in stored)
+
+
+@pytest.mark.skipif(not os.environ.get("RLHFKIT_TEST_POSTGRES"),
+                    reason="set RLHFKIT_TEST_POSTGRES=postgresql+psycopg://user:pw@host/db to test PostgreSQL")
+def test_the_same_flow_on_postgresql(tmp_path):
+    from rlhfkit.feedback.models import Base
+    url = os.environ["RLHFKIT_TEST_POSTGRES"]
+    from rlhfkit.feedback.db import make_engine
+    Base.metadata.drop_all(make_engine(url))          # a fresh schema in the given database
+    rollouts = tmp_path / "rollouts.jsonl"
+    rollouts.write_text(json.dumps({"prompt": SQLI[1], "completions": XSS + ["plain"]}) + "\n")
+    app = create_app(url, ADMIN)
+    assert schema_version(app.state.engine) == SCHEMA_VERSION
+    with app.state.sessions() as s:
+        cid = campaigns.create_campaign(s, "pg", str(rollouts), overlap=1).id
+        token = campaigns.invite(s, cid, "ann")
+    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+    body = client.get("/api/next").json()
+    ranking = [[c["id"]] for c in body["candidates"]]
+    assert client.post("/api/answers", json={"assignment_id": body["assignment_id"], "ranking": ranking}).status_code == 201
+    assert client.post("/api/answers", json={"assignment_id": body["assignment_id"], "ranking": ranking}).status_code == 409
+    export = TestClient(app).get(f"/admin/campaigns/{cid}/export", headers={"Authorization": f"Bearer {ADMIN}"})
+    record = json.loads(export.text)
+    assert record["prompt"] == SQLI[1] and len(record["completions"]) == 3
