@@ -136,6 +136,8 @@ def test_export_is_what_rm_reads(app, tmp_path):
     assert stats["answers"] == 8 and set(stats["labelers"]) == {"ann", "bob"}
     # ann and bob share every item; they agree on the pairs bob ordered (min first), ann's order is sorted
     assert stats["agreement"] == pytest.approx(1.0) and stats["agreement_pairs"] == 8
+    page = TestClient(app).get(f"/admin/campaigns/{app.state.campaign_id}", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert page.status_code == 200 and "1.000" in page.text and "<td>ann</td><td>4</td>" in page.text
 
 
 # ---- security ------------------------------------------------------------------------------
@@ -185,7 +187,8 @@ def test_admin_routes_refuse_labelers_and_strangers(app):
     cid = app.state.campaign_id
     for headers in ({}, {"Authorization": f"Bearer {app.state.tokens['ann']}"}, {"Authorization": "Bearer nope"}):
         client = TestClient(app, headers=headers)
-        for path in ("/admin", f"/admin/campaigns/{cid}/stats", f"/admin/campaigns/{cid}/export"):
+        for path in ("/admin", f"/admin/campaigns/{cid}", f"/admin/campaigns/{cid}/stats",
+                     f"/admin/campaigns/{cid}/export"):
             assert client.get(path).status_code == 403, (headers, path)
         assert client.post(f"/admin/campaigns/{cid}/invites", data={"name": "x"}).status_code == 403
     assert TestClient(app).get("/label").status_code == 401

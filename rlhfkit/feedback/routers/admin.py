@@ -55,6 +55,16 @@ def new_invite(request: Request, campaign_id: int, token: Admin, db: DB, name: s
     return JSONResponse({"name": name, "invite": link}, status_code=201)
 
 
+@router.get("/campaigns/{campaign_id:int}", response_class=HTMLResponse)
+def campaign_page(request: Request, campaign_id: int, token: Admin, db: DB):
+    campaign = db.get(Campaign, campaign_id)
+    if campaign is None:
+        raise HTTPException(404, "no such campaign")
+    stats = campaigns.campaign_stats(db, campaign_id, request.app.state.scorers)
+    return request.app.state.templates.TemplateResponse(
+        request, "stats.html", {"name": campaign.name, "campaign_id": campaign_id, "stats": stats})
+
+
 @router.get("/campaigns/{campaign_id:int}/stats")
 def stats(request: Request, campaign_id: int, token: Admin, db: DB) -> dict:
     if db.get(Campaign, campaign_id) is None:
