@@ -35,5 +35,5 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
 
 
 def pytest_addoption(parser):
-    parser.addoption("--load-answers", type=int, default=2000,
-                     help="answers the labeling app's load test submits (the benchmark uses 10000)")
+    parser.addoption("--load-answers", type=int, default=10000,
+                     help="answers the labeling app's load test submits")

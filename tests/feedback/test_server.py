@@ -54,7 +54,7 @@ def stored(db: str) -> tuple[int, int]:
 
 
 def test_fifty_concurrent_labelers_lose_and_duplicate_nothing(tmp_path, server_for, request):
-    n_labelers, per_labeler = 50, int(request.config.getoption("--load-answers", 2000)) // 50
+    n_labelers, per_labeler = 50, int(request.config.getoption("--load-answers")) // 50
     db, tokens = make_campaign(tmp_path, items=n_labelers * per_labeler, labelers=n_labelers)
     server = server_for(db)
     t0 = time.perf_counter()
