@@ -113,16 +113,21 @@ class AnswerError(ValueError):
 
 def record_answer(s: Session, labeler: Labeler, assignment_id: int, ranking: list[list[int]], cant_tell: bool,
                   note: str) -> Answer:
-    """Store one answer. The ranking must name each candidate exactly once (ties: one group), unless
-    the labeler could not tell. A second answer to the same assignment is refused (unique key)."""
+    """Store one answer. The ranking names candidates at most once, best first (ties: one group); the
+    candidates it leaves out rank below, tied, so a best-of-K pick is a ranking of one. "Can't tell"
+    needs none. A second answer to the same assignment is refused (unique key)."""
     a = s.get(Assignment, assignment_id)
     if a is None or a.labeler_id != labeler.id:
         raise PermissionError("not your assignment")
     if a.answer is not None:
         raise AnswerError("already answered")
     flat = [c for group in ranking for c in group]
-    if not cant_tell and sorted(flat) != sorted(a.positions):
-        raise AnswerError("the ranking must name every candidate exactly once")
+    if not cant_tell:
+        if not flat or len(set(flat)) != len(flat) or not set(flat) <= set(a.positions):
+            raise AnswerError("the ranking must name candidates of this item, each at most once")
+        rest = [c for c in a.positions if c not in flat]
+        if rest:     # a partial ranking (best-of-K: just the best) leaves the rest tied below it
+            ranking = [*ranking, rest]
     answer = Answer(assignment_id=a.id, ranking=[] if cant_tell else ranking, cant_tell=cant_tell, note=note[:2000])
     s.add(answer)
     s.commit()

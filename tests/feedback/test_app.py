@@ -110,8 +110,16 @@ def test_a_second_answer_to_the_same_item_is_refused(app):
     answer = {"assignment_id": body["assignment_id"], "ranking": [[c["id"]] for c in body["candidates"]]}
     assert client.post("/api/answers", json=answer).status_code == 201
     assert client.post("/api/answers", json=answer).status_code == 409
-    incomplete = {"assignment_id": client.get("/api/next").json()["assignment_id"], "ranking": [[1]]}
-    assert client.post("/api/answers", json=incomplete).status_code == 400
+    nxt = client.get("/api/next").json()
+    ids = [c["id"] for c in nxt["candidates"]]
+    for bad in ([[ids[0]], [ids[0]]], [[ids[0], 99999]], []):       # repeated, foreign, empty
+        assert client.post("/api/answers", json={"assignment_id": nxt["assignment_id"], "ranking": bad}).status_code == 400
+    # best-of-K: naming only the best leaves the others tied below it
+    assert client.post("/api/answers", json={"assignment_id": nxt["assignment_id"], "ranking": [[ids[1]]]}).status_code == 201
+    with app.state.sessions() as s:
+        from rlhfkit.feedback.models import Answer
+        stored = s.query(Answer).filter_by(assignment_id=nxt["assignment_id"]).one().ranking
+    assert stored == [[ids[1]], [ids[0], ids[2]]]
 
 
 def test_export_is_what_rm_reads(app, tmp_path):
