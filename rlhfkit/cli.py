@@ -10,6 +10,7 @@ import os
 import sys
 
 from rlhfkit import config as C
+from rlhfkit.feedback import config as L
 
 # (name, config class, "module:function") per stage; modules import lazily so --help is fast
 STAGES = {
@@ -27,11 +28,11 @@ STAGES = {
 }
 DATA_TASKS = {"tldr": (C.DataTldrConfig, "rlhfkit.tasks.tldr.export:run")}
 LABEL_COMMANDS = {
-    "sample": (C.LabelSampleConfig, "rlhfkit.feedback.commands:sample"),
-    "campaign create": (C.LabelCampaignConfig, "rlhfkit.feedback.commands:campaign_create"),
-    "serve": (C.LabelServeConfig, "rlhfkit.feedback.commands:serve"),
-    "simulate": (C.LabelSimulateConfig, "rlhfkit.feedback.commands:simulate"),
-    "export": (C.LabelExportConfig, "rlhfkit.feedback.commands:export"),
+    "sample": (L.LabelSampleConfig, "rlhfkit.feedback.commands:sample"),
+    "campaign create": (L.LabelCampaignConfig, "rlhfkit.feedback.commands:campaign_create"),
+    "serve": (L.LabelServeConfig, "rlhfkit.feedback.commands:serve"),
+    "simulate": (L.LabelSimulateConfig, "rlhfkit.feedback.commands:simulate"),
+    "export": (L.LabelExportConfig, "rlhfkit.feedback.commands:export"),
 }
 
 

@@ -14,7 +14,7 @@ import sys
 
 from sqlalchemy.orm import Session
 
-from rlhfkit.config import (LabelCampaignConfig, LabelExportConfig, LabelSampleConfig, LabelServeConfig,
+from rlhfkit.feedback.config import (LabelCampaignConfig, LabelExportConfig, LabelSampleConfig, LabelServeConfig,
                             LabelSimulateConfig)
 from rlhfkit.data.records import write_jsonl
 
