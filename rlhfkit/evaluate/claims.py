@@ -53,7 +53,7 @@ def constrained_sl(results: dict) -> dict:
     best = max(present, key=wins.get)
     helps, short = wins[best] > wins["sft"], all(wins[m] < wins["ppo"] for m in present)
     finding = (f"{best} {'helps over' if helps else 'does not beat'} SFT ({wins[best]:.3f} vs {wins['sft']:.3f}) "
-               f"and {'stays below' if short else 'reaches'} PPO ({wins['ppo']:.3f})")
+               f"and {'stays below' if short else 'does not stay below'} PPO ({wins['ppo']:.3f})")
     return {"supported": helps and short, "evidence": {"winrate": wins}, "finding": finding}
 
 
