@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-
 from rlhfkit.config import TaskConfig
 from rlhfkit.tasks.tldr.judge import gold_score
-from rlhfkit.tasks.tldr.world import make_split
+from rlhfkit.tasks.tldr.world import facts_by_prompt
 
 Scorer = Callable[[str, list[str]], list[float] | None]
 
 
 def gold_scorer(task: TaskConfig) -> Scorer:
-    facts = {p.prompt: p.facts for split, n in (("train", task.n_train), ("valid", task.n_valid),
-                                                ("test", task.n_test)) for p in make_split(task.seed, split, n)}
+    facts = facts_by_prompt(task.seed, task.n_train, task.n_valid, task.n_test)
 
     def score(prompt: str, answers: list[str]) -> list[float] | None:
         return [gold_score(a, facts[prompt]) for a in answers] if prompt in facts else None
@@ -24,18 +21,16 @@ def gold_scorer(task: TaskConfig) -> Scorer:
 
 
 def reward_model_scorer(path: str) -> Scorer:
-    from rlhfkit.data.collate import encode_demonstration, pad_batch
-    from rlhfkit.data.records import DataError, Demonstration
-    from rlhfkit.models.heads import load_scalar_model, sequence_rewards
+    from rlhfkit.data.records import Comparison, DataError
+    from rlhfkit.models.heads import load_scalar_model
     from rlhfkit.models.lm import context_length
+    from rlhfkit.train.reward_model import encode_comparison, score_groups
     model, tokenizer = load_scalar_model(path)
 
-    @torch.no_grad()
     def score(prompt: str, answers: list[str]) -> list[float] | None:
         try:
-            examples = [encode_demonstration(Demonstration(prompt, a), tokenizer, context_length(model)) for a in answers]
+            group = encode_comparison(Comparison(prompt, tuple(answers)), tokenizer, context_length(model))
         except DataError:       # longer than the reward model's context
             return None
-        batch = pad_batch(examples, tokenizer.pad_token_id)
-        return sequence_rewards(model, batch["input_ids"], batch["attention_mask"]).tolist()
+        return score_groups(model, [group], tokenizer.pad_token_id)[0]
     return score

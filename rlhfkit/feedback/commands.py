@@ -90,9 +90,8 @@ def simulate(cfg: LabelSimulateConfig) -> dict:
     import httpx
 
     from rlhfkit.tasks.tldr.labelers import LABELERS, rank
-    from rlhfkit.tasks.tldr.world import make_split
-    facts = {p.prompt: p.facts for split, n in (("train", cfg.task.n_train), ("valid", cfg.task.n_valid),
-                                                ("test", cfg.task.n_test)) for p in make_split(cfg.task.seed, split, n)}
+    from rlhfkit.tasks.tldr.world import facts_by_prompt
+    facts = facts_by_prompt(cfg.task.seed, cfg.task.n_train, cfg.task.n_valid, cfg.task.n_test)
     by_name = {lab.name: lab for lab in LABELERS}
     answered = {}
     for i, token in enumerate(t.strip().rsplit("/", 1)[-1] for t in cfg.tokens.split(",") if t.strip()):

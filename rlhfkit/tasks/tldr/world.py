@@ -222,3 +222,9 @@ def make_split(seed: int, split: str, n: int) -> list[Post]:
             seen.add(post.text)
             posts.append(post)
     return posts
+
+
+def facts_by_prompt(seed: int, n_train: int, n_valid: int, n_test: int) -> dict[str, Facts]:
+    """The fact record behind every prompt of the world's train, valid and test splits."""
+    sizes = {"train": n_train, "valid": n_valid, "test": n_test}
+    return {p.prompt: p.facts for split, n in sizes.items() for p in make_split(seed, split, n)}
