@@ -11,6 +11,8 @@ import sys
 
 from rlhfkit import config as C
 from rlhfkit.feedback import config as L
+from rlhfkit.models import config as M
+from rlhfkit.tasks.vader.config import DataVaderConfig
 
 # (name, config class, "module:function") per stage; modules import lazily so --help is fast
 STAGES = {
@@ -26,7 +28,8 @@ STAGES = {
     "eval": (C.EvalConfig, "rlhfkit.evaluate.run:run"),
     "demo": (C.DemoConfig, "rlhfkit.demo:run"),
 }
-DATA_TASKS = {"tldr": (C.DataTldrConfig, "rlhfkit.tasks.tldr.export:run")}
+DATA_TASKS = {"tldr": (C.DataTldrConfig, "rlhfkit.tasks.tldr.export:run"),
+              "vader": (DataVaderConfig, "rlhfkit.tasks.vader.export:run")}
 LABEL_COMMANDS = {
     "sample": (L.LabelSampleConfig, "rlhfkit.feedback.commands:sample"),
     "campaign create": (L.LabelCampaignConfig, "rlhfkit.feedback.commands:campaign_create"),
@@ -34,6 +37,7 @@ LABEL_COMMANDS = {
     "simulate": (L.LabelSimulateConfig, "rlhfkit.feedback.commands:simulate"),
     "export": (L.LabelExportConfig, "rlhfkit.feedback.commands:export"),
 }
+MODEL_COMMANDS = {"import": (M.ModelImportConfig, "rlhfkit.models.hub:run")}
 
 
 def _first_line(cls: type) -> str:
@@ -64,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sp = commands.add_parser(name, help=_first_line(cls), description=_first_line(cls))
         C.add_arguments(sp, cls)
+    model = stages.add_parser("model", help="bring a pretrained model into rlhfkit")
+    model_commands = model.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (cls, _) in MODEL_COMMANDS.items():
+        sp = model_commands.add_parser(name, help=_first_line(cls), description=_first_line(cls))
+        if name == "import":
+            sp.add_argument("source", nargs="?", default=argparse.SUPPRESS, metavar="SOURCE",
+                            help="same as --source")
+        C.add_arguments(sp, cls)
     for name, (cls, _) in STAGES.items():
         sp = stages.add_parser(name, help=_first_line(cls), description=_first_line(cls))
         C.add_arguments(sp, cls)
@@ -82,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         cls, target = DATA_TASKS[args.task]
     elif args.stage == "label":
         cls, target = LABEL_COMMANDS[" ".join(filter(None, (args.command, getattr(args, "action", None))))]
+    elif args.stage == "model":
+        cls, target = MODEL_COMMANDS[args.command]
     else:
         cls, target = STAGES[args.stage]
     for key in ("stage", "task", "command", "action"):

@@ -1,8 +1,10 @@
 """Step 2 of the data flow: score a Rollout.
 
-    scores       (B,)    the reward of each whole answer: a reward model read at its EOS, or a
-                         plain Python reward function (prompts, completions) -> list[float];
-                         an answer with no EOS within the limit gets `eos_penalty` instead
+    scores       (B,)    the reward of each whole answer: a reward model read at its EOS (an
+                         answer cut at the token limit is read at an EOS appended to it, as the
+                         model was trained), or a plain Python reward function
+                         (prompts, completions) -> list[float]; with the EOS trick an answer with
+                         no EOS within the limit gets `eos_penalty` instead
     ref_logprobs (B, R)  log pi_ref of the sampled tokens, at the sampling temperature
     values       (B, R)  V(s_t) from the value model, the state before each response token
 """
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlhfkit.models.heads import sequence_rewards, token_values
+from rlhfkit.models.heads import last_token_index, sequence_rewards, token_values
 from rlhfkit.rollout.generate import token_logprobs
 from rlhfkit.rollout.types import Rollout
 
@@ -28,10 +30,23 @@ class Scores:
     values: torch.Tensor | None  # (B, R) or None without a value model
 
 
-def reward_model_fn(model) -> Callable[[Rollout, list[str]], torch.Tensor]:
+def with_final_eos(rollout: Rollout, eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) with EOS appended to each answer that did not end, (B, P+R+1):
+    a reward model learns to read finished answers, so a cut-off one is read the same way."""
+    ids = torch.nn.functional.pad(rollout.input_ids, (0, 1), value=pad_id)
+    attn = torch.nn.functional.pad(rollout.attention_mask, (0, 1), value=0)
+    rows = (~rollout.ended).nonzero().squeeze(1)
+    after = last_token_index(attn)[rows] + 1            # responses are right-padded: a free slot
+    ids[rows, after] = eos_id
+    attn[rows, after] = 1
+    return ids, attn
+
+
+def reward_model_fn(model, tokenizer) -> Callable[[Rollout, list[str]], torch.Tensor]:
     """Score with a reward model on the rollout's own tokens (no re-tokenisation)."""
     def score(rollout: Rollout, prompts: list[str]) -> torch.Tensor:
-        return sequence_rewards(model, rollout.input_ids, rollout.attention_mask)
+        ids, attn = with_final_eos(rollout, tokenizer.eos_token_id, tokenizer.pad_token_id)
+        return sequence_rewards(model, ids, attn)
     return score
 
 

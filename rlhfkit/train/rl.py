@@ -136,7 +136,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
         reward = python_reward_fn(reward_fn or import_callable(cfg.reward))
     else:
         reward_model = load_reward_model(cfg.reward_model, tokenizer)
-        reward = reward_model_fn(reward_model)
+        reward = reward_model_fn(reward_model, tokenizer)
     value_model = None
     if algo == "ppo":
         value_model = load_scalar_model(cfg.value_model)[0] if cfg.value_model else (

@@ -1,0 +1,52 @@
+"""Config of `rlhfkit data vader` (the same dataclass machinery as rlhfkit.config)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlhfkit.config import ConfigError, opt
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class DataVaderConfig:
+    """`rlhfkit data vader`: comparisons, rankings and prompts from the VADER human sentiment ratings."""
+    out: str = opt("", "directory to write the JSONL files and stats.json into")
+    archive: str = opt("", "a local copy of the ratings instead of the pip download: the vaderSentiment-3.3.2 "
+                           "sdist (.tar.gz), its inner hutto_ICWSM_2014.tar.gz or that extracted")
+    cache_dir: str = opt("~/.cache/rlhfkit/vader", "where the downloaded sdist is kept between runs")
+    seed: int = opt(0, "seed of the sentence split and of the pair and ranking draws")
+    valid_frac: float = opt(0.1, "share of each corpus's sentences held out for validation")
+    test_frac: float = opt(0.1, "share of each corpus's sentences held out for test (train is the rest)")
+    min_gap: float = opt(1.0, "least difference of mean rating between the two sides of a pair (and "
+                              "between neighbours in a ranking)")
+    k: int = opt(4, "answers per K-way ranking")
+    n_pairs_train: int = opt(20000, "comparisons drawn from the train sentences")
+    n_pairs_valid: int = opt(2000, "comparisons drawn from the valid sentences")
+    n_pairs_test: int = opt(2000, "comparisons drawn from the test sentences")
+    n_rankings_train: int = opt(5000, "K-way rankings drawn from the train sentences")
+    n_rankings_valid: int = opt(500, "K-way rankings drawn from the valid sentences")
+    n_rankings_test: int = opt(500, "K-way rankings drawn from the test sentences")
+    prompt_words: int = opt(4, "words of a movie-review sentence given as the continuation prompt")
+    positive_min: float = opt(2.0, "least mean rating of a sentence in the positive-sentence SFT set")
+
+    def validate(self) -> None:
+        if not self.out:
+            raise ConfigError("data vader needs --out DIR")
+        if not (0 <= self.valid_frac < 1 and 0 <= self.test_frac < 1 and self.valid_frac + self.test_frac < 1):
+            raise ConfigError(f"valid_frac and test_frac must be in [0, 1) and leave some train sentences, "
+                              f"got {self.valid_frac} and {self.test_frac}")
+        if self.min_gap <= 0:
+            raise ConfigError(f"min_gap must be > 0 (a pair needs a preferred side), got {self.min_gap}")
+        if self.k < 2:
+            raise ConfigError(f"k must be >= 2, got {self.k}")
+        if self.prompt_words < 1:
+            raise ConfigError(f"prompt_words must be >= 1, got {self.prompt_words}")
+        for split in SPLITS:
+            for kind in ("pairs", "rankings"):
+                if self.count(kind, split) < 0:
+                    raise ConfigError(f"n_{kind}_{split} must be >= 0, got {self.count(kind, split)}")
+
+    def count(self, kind: str, split: str) -> int:
+        """n_pairs_<split> or n_rankings_<split>."""
+        return getattr(self, f"n_{kind}_{split}")
