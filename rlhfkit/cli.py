@@ -12,7 +12,7 @@ import sys
 from rlhfkit import config as C
 from rlhfkit.feedback import config as L
 from rlhfkit.models import config as M
-from rlhfkit.tasks.vader.config import DataVaderConfig
+from rlhfkit.tasks.vader.config import DataVaderConfig, VaderExperimentConfig
 
 # (name, config class, "module:function") per stage; modules import lazily so --help is fast
 STAGES = {
@@ -27,6 +27,7 @@ STAGES = {
     "dpo": (C.DPOConfig, "rlhfkit.train.preference:run_dpo"),
     "eval": (C.EvalConfig, "rlhfkit.evaluate.run:run"),
     "demo": (C.DemoConfig, "rlhfkit.demo:run"),
+    "vader": (VaderExperimentConfig, "rlhfkit.tasks.vader.experiment:run"),
 }
 DATA_TASKS = {"tldr": (C.DataTldrConfig, "rlhfkit.tasks.tldr.export:run"),
               "vader": (DataVaderConfig, "rlhfkit.tasks.vader.export:run")}

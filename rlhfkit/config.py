@@ -235,6 +235,7 @@ class BestOfNConfig:
     policy: str = opt("runs/sft", "causal-LM directory to sample from")
     reward_model: str = opt("runs/rm", "reward model directory that picks the best answer")
     n: int = opt(16, "answers sampled per prompt; KL to the policy is log n - (n-1)/n")
+    eos_trick: bool = opt(True, "an answer that never emits EOS is never picked (else it is scored as cut)")
     prompts: str = opt("tldr", "'tldr' (the world's test prompts) or a JSONL / Parquet file with 'prompt'")
     n_prompts: int = opt(500, "with prompts 'tldr': how many test prompts")
     out: str = opt("runs/bon", "output directory: completions.jsonl (best answer, every candidate and score)")

@@ -19,18 +19,23 @@ from tqdm import tqdm
 from rlhfkit.algorithms.best_of_n import analytic_kl, select
 from rlhfkit.config import BestOfNConfig, SampleConfig
 from rlhfkit.data.records import write_jsonl
-from rlhfkit.models.heads import load_reward_model, sequence_rewards
+from rlhfkit.models.heads import load_reward_model
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.rollout.generate import generate
 from rlhfkit.rollout.prompts import load_prompts
+from rlhfkit.rollout.score import reward_model_fn
 
 NO_EOS_SCORE = -1.0   # the RL stage's EOS-trick penalty: an unfinished answer is never the best
 
 
 @torch.no_grad()
 def sample_candidates(policy, tokenizer, reward_model, prompts: list[str], n: int, sample: SampleConfig,
-                      desc: str = "best-of-n") -> tuple[list[list[str]], torch.Tensor, torch.Tensor]:
-    """n answers per prompt, their reward-model scores and EOS flags: (texts [P][n], (P, n), (P, n))."""
+                      desc: str = "best-of-n", eos_trick: bool = True
+                      ) -> tuple[list[list[str]], torch.Tensor, torch.Tensor]:
+    """n answers per prompt, their reward-model scores and EOS flags: (texts [P][n], (P, n), (P, n)).
+    With the EOS trick an answer cut at the token limit scores NO_EOS_SCORE; without it, the
+    reward model reads it as if it ended there."""
+    reward = reward_model_fn(reward_model, tokenizer)
     flat = [p for p in prompts for _ in range(n)]
     texts: list[str] = []
     scores: list[torch.Tensor] = []
@@ -38,8 +43,8 @@ def sample_candidates(policy, tokenizer, reward_model, prompts: list[str], n: in
     for i in tqdm(range(0, len(flat), sample.batch_size), desc=desc, unit="batch", dynamic_ncols=True):
         r = generate(policy, tokenizer, flat[i:i + sample.batch_size], temperature=sample.temperature,
                      max_new_tokens=sample.max_new_tokens, seed=sample.seed + i)
-        s = sequence_rewards(reward_model, r.input_ids, r.attention_mask).float()
-        scores.append(torch.where(r.ended, s, torch.full_like(s, NO_EOS_SCORE)))
+        s = reward(r, flat[i:i + sample.batch_size]).float()
+        scores.append(torch.where(r.ended | (not eos_trick), s, torch.full_like(s, NO_EOS_SCORE)))
         ended.append(r.ended)
         texts += r.texts
     shape = (len(prompts), n)
@@ -56,7 +61,8 @@ def run(cfg: BestOfNConfig) -> dict:
     if cfg.prompts == "tldr":
         prompts = prompts[:cfg.n_prompts]
     # ---- n candidates each, scored; keep the best
-    texts, scores, ended = sample_candidates(policy, tokenizer, reward_model, prompts, cfg.n, cfg.sample)
+    texts, scores, ended = sample_candidates(policy, tokenizer, reward_model, prompts, cfg.n, cfg.sample,
+                                             eos_trick=cfg.eos_trick)
     best = select(scores).tolist()
     kl = analytic_kl(cfg.n)
     records = [{"prompt": p, "completion": t[b], "ended": bool(e[b]), "n": cfg.n, "kl_to_sft": kl, "candidates": t,

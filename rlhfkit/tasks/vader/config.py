@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhfkit.config import ConfigError, opt
+from rlhfkit.config import ConfigError, RLAlgoConfig, SampleConfig, TrainConfig, opt, sub
 
 SPLITS = ("train", "valid", "test")
 
@@ -50,3 +50,42 @@ class DataVaderConfig:
     def count(self, kind: str, split: str) -> int:
         """n_pairs_<split> or n_rankings_<split>."""
         return getattr(self, f"n_{kind}_{split}")
+
+
+@dataclass
+class VaderExperimentConfig:
+    """`rlhfkit vader`: a real model on real human ratings: SmolLM2 tuned to continue reviews more positively."""
+    out: str = opt("runs/vader", "directory for every stage's output and the report")
+    model: str = opt("smollm2", "the start model: smollm2 (imported once into base_dir) or a causal-LM directory")
+    base_dir: str = opt("models/smollm2", "where `model import smollm2` writes the start model")
+    archive: str = opt("", "local copy of the ratings (see `data vader --archive`); empty: pip download")
+    methods: str = opt("sft,bon,dpo,ppo", "methods beside the start model, from sft, bon, dpo, ppo")
+    rm_pairs: int = opt(2000, "human comparisons the reward model (and DPO) learn from")
+    n_prompts: int = opt(200, "held-out review openings every method continues")
+    bon_n: int = opt(8, "best-of-n's n")
+    dpo_beta: float = opt(0.1, "dpo's beta")
+    rm: TrainConfig = sub(lambda: TrainConfig(lr=2e-5, batch_size=16, epochs=1.0, warmup_steps=10,
+                                              dtype="bfloat16"), "reward-model optimisation")
+    sft: TrainConfig = sub(lambda: TrainConfig(lr=2e-5, batch_size=16, epochs=1.0, warmup_steps=10,
+                                               dtype="bfloat16"), "SFT on positive sentences")
+    dpo: TrainConfig = sub(lambda: TrainConfig(lr=5e-6, batch_size=16, epochs=1.0, warmup_steps=10,
+                                               dtype="bfloat16"), "DPO on the human comparisons")
+    # no EOS trick: a continuation cut at the limit is a fine answer here, read as if it ended there
+    rl: RLAlgoConfig = sub(lambda: RLAlgoConfig(steps=30, prompts_per_step=32, epochs=2, minibatch_size=16,
+                                                lr=1e-5, beta=0.1, eos_trick=False, dtype="bfloat16",
+                                                checkpoint_every=5), "PPO")
+    sample: SampleConfig = sub(lambda: SampleConfig(temperature=0.7, max_new_tokens=24, batch_size=32),
+                               "sampling, for rollouts and for evaluation")
+
+    def validate(self) -> None:
+        unknown = set(self.method_list()) - set(VADER_METHODS)
+        if unknown:
+            raise ConfigError(f"methods: unknown {sorted(unknown)}; choose from {', '.join(VADER_METHODS)}")
+        if self.rm_pairs < 1 or self.n_prompts < 1:
+            raise ConfigError("rm_pairs and n_prompts must be >= 1")
+
+    def method_list(self) -> list[str]:
+        return [m.strip() for m in self.methods.split(",") if m.strip()]
+
+
+VADER_METHODS = ("sft", "bon", "dpo", "ppo")
