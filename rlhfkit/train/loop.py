@@ -71,6 +71,11 @@ def mean_lm_loss(model, examples: list[Example], pad_id: int, batch_size: int = 
     return total / n
 
 
+def autocast_for(cfg: TrainConfig) -> torch.autocast:
+    """The CPU autocast context a TrainConfig asks for (off unless dtype is bfloat16)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
+
+
 def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, resume: bool = True, desc: str = "train",
         evaluate: Callable[[], dict] | None = None, step_fn: StepFn | None = None) -> dict:
     """Train `model` on `items` (Examples for the LM loss, or whatever `step_fn` takes); write
@@ -87,7 +92,7 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, resume: b
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total))
     torch.manual_seed(cfg.seed)
     step = _resume(model, optimizer, scheduler, out / "checkpoint") if resume else 0
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
+    autocast = autocast_for(cfg)
     model.train()
     stats: dict = {}
     log = (out / "log.jsonl").open("a")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from rlhfkit.algorithms import dpo, slic
 from rlhfkit.algorithms.reward import group_pairs
@@ -26,7 +27,7 @@ from rlhfkit.config import DPOConfig, SLiCConfig
 from rlhfkit.data.collate import Example, pad_batch
 from rlhfkit.data.records import load_comparisons
 from rlhfkit.models.lm import context_length, load_causal_lm
-from rlhfkit.train.loop import fit
+from rlhfkit.train.loop import autocast_for, fit
 from rlhfkit.train.reward_model import encode_comparison
 
 
@@ -42,19 +43,29 @@ def sequence_logprobs(model, examples: list[Example], pad_id: int) -> tuple[torc
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     targets = batch["labels"][:, 1:]                                   # (N, T-1): token t+1 from position t
     mask = targets != IGNORE
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    logp = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    logits = logits[:, :-1].float()
+    # the target's logit minus the log-normaliser: no second (N, T, V) tensor, which matters with
+    # a 49k vocabulary (log_softmax would hold one)
+    logp = logits.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return (logp * mask).sum(1), mask.sum(1)
 
 
 @torch.no_grad()
-def reference_groups(ref_model, groups: list[list[Example]], pad_id: int, batch_size: int = 64) -> list[Group]:
-    """Attach the frozen reference's log-probs to every answer, once."""
+def reference_groups(ref_model, groups: list[list[Example]], pad_id: int, autocast,
+                     batch_size: int = 32) -> list[Group]:
+    """Attach the frozen reference's log-probs to every answer, once, under the autocast the
+    policy trains with (so the DPO loss starts at exactly log 2). Answers go in length order, so
+    a batch pads little."""
     ref_model.eval()
     flat = [ex for g in groups for ex in g]
-    scores: list[float] = []
-    for i in range(0, len(flat), batch_size):
-        scores += sequence_logprobs(ref_model, flat[i:i + batch_size], pad_id)[0].tolist()
+    order = sorted(range(len(flat)), key=lambda i: len(flat[i].input_ids))
+    scores = [0.0] * len(flat)
+    for i in tqdm(range(0, len(order), batch_size), desc="reference log-probs", unit="batch", dynamic_ncols=True):
+        idx = order[i:i + batch_size]
+        with autocast:
+            logp = sequence_logprobs(ref_model, [flat[j] for j in idx], pad_id)[0]
+        for j, x in zip(idx, logp.tolist()):
+            scores[j] = x
     out, start = [], 0
     for g in groups:
         out.append(Group(g, scores[start:start + len(g)]))
@@ -87,13 +98,13 @@ def slic_step(model, groups: list[Group], pad_id: int, cfg: SLiCConfig, autocast
 
 
 @torch.no_grad()
-def ranking_accuracy(model, groups: list[Group], pad_id: int, use_reference: bool) -> float:
+def ranking_accuracy(model, groups: list[Group], pad_id: int, use_reference: bool, autocast) -> float:
     """Share of held-out ranked pairs (each prompt weighted once) the policy orders like the label:
     by the implicit reward log pi - log pi_ref (DPO), or by log pi alone (SLiC)."""
     model.eval()
     correct = 0.0
     for i in range(0, len(groups), 32):
-        logp, _, ref, c, r, w = _pairs(model, groups[i:i + 32], pad_id, torch.autocast("cpu", enabled=False))
+        logp, _, ref, c, r, w = _pairs(model, groups[i:i + 32], pad_id, autocast)
         score = logp - ref if use_reference else logp
         correct += ((score[c] > score[r]).float() * w).sum().item()
     return correct / len(groups)
@@ -109,7 +120,7 @@ def _load(cfg: DPOConfig | SLiCConfig, with_reference: bool) -> tuple:
         encoded = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(path)] if path else []
         if ref is None:
             return [Group(g, [0.0] * len(g)) for g in encoded]
-        return reference_groups(ref, encoded, tokenizer.pad_token_id)
+        return reference_groups(ref, encoded, tokenizer.pad_token_id, autocast_for(cfg.train))
     return model, tokenizer, groups(cfg.data), groups(cfg.valid_data)
 
 
@@ -122,7 +133,7 @@ def run_dpo(cfg: DPOConfig) -> dict:
                 step_fn=lambda m, groups, ac: dpo_step(m, groups, pad, cfg, ac))
     result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
     if valid:
-        result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=True)
+        result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=True, autocast=autocast_for(cfg.train))
     return result
 
 
@@ -135,5 +146,5 @@ def run_slic(cfg: SLiCConfig) -> dict:
                 step_fn=lambda m, groups, ac: slic_step(m, groups, pad, cfg, ac))
     result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
     if valid:
-        result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=False)
+        result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=False, autocast=autocast_for(cfg.train))
     return result

@@ -17,7 +17,7 @@ def _groups(model, tok, with_reference=True):
                                                                           " the bus was late.")),
                    Comparison("post: we ordered pizza. tl;dr:", (" we ordered pizza.", " pizza pizza pizza pizza."))]
     encoded = [encode_comparison(c, tok, 512) for c in comparisons]
-    return reference_groups(model, encoded, tok.pad_token_id)
+    return reference_groups(model, encoded, tok.pad_token_id, OFF)
 
 
 def test_sequence_logprobs_sum_over_answer_tokens_only(tiny_model_dir):
@@ -30,6 +30,24 @@ def test_sequence_logprobs_sum_over_answer_tokens_only(tiny_model_dir):
     answer = [t for t, label in enumerate(g.answers[0].labels) if label != -100]
     expected = sum(full[t - 1, ids[0, t]].item() for t in answer)
     assert n.item() == len(answer) and logp.item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_reference_logprobs_do_not_depend_on_batching_or_order(tiny_model_dir):
+    model, tok = load_causal_lm(tiny_model_dir)
+    groups = _groups(model, tok)                        # length-sorted batches of 32
+    for g in groups:
+        for ex, ref in zip(g.answers, g.ref_logprobs):
+            alone = sequence_logprobs(model, [ex], tok.pad_token_id)[0].item()
+            assert ref == pytest.approx(alone, abs=1e-4)
+
+
+def test_dpo_starts_at_log2_under_bf16_autocast_too(tiny_model_dir):
+    model, tok = load_causal_lm(tiny_model_dir)
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+    encoded = [g.answers for g in _groups(model, tok)]
+    groups = reference_groups(model, encoded, tok.pad_token_id, bf16, batch_size=2)
+    loss, _ = dpo_step(model, groups, tok.pad_token_id, DPOConfig(data="x", beta=0.5), bf16)
+    assert loss.item() == pytest.approx(math.log(2), abs=1e-5)
 
 
 def test_dpo_starts_at_log2_and_learns_the_rankings(tiny_model_dir):
