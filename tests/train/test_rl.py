@@ -47,3 +47,13 @@ def test_a_prompt_longer_than_the_context_is_named_before_training(tiny_model_di
     with pytest.raises(DataError, match=r"prompts\.jsonl:2: field 'prompt' is \d+ tokens"):
         rl.run(cfg, reward_fn=e_share)
     assert not (tmp_path / "out" / "model").exists()
+
+
+def test_bf16_first_iteration_starts_on_policy(tiny_model_dir, tmp_path):
+    # old log-probs, reference and update in one precision: the first minibatch's ratio is exactly 1
+    # (nothing clipped) and the KL of the policy to its own copy is 0
+    cfg = _cfg(tiny_model_dir, tmp_path / "bf16")
+    cfg.rl.steps, cfg.rl.epochs, cfg.rl.minibatch_size, cfg.rl.dtype = 1, 1, 8, "bfloat16"
+    stats = rl.run(cfg, reward_fn=e_share)
+    assert stats["clipfrac"] == 0.0 and stats["approx_kl"] == 0.0, stats
+    assert stats["kl"] == pytest.approx(0.0, abs=1e-6)
