@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from rlhfkit.models.lm import load_causal_lm
-from rlhfkit.tasks.vader.judges import continuation_nll, pair_accuracy, perplexity, vader_compound
+from rlhfkit.tasks.vader.judges import continuation_nll, perplexity, vader_compound
+from rlhfkit.train.reward_model import pair_accuracy
 from test_vader_data import write_sdist
 
 pytest.importorskip("vaderSentiment")
@@ -28,7 +29,8 @@ def more_sentences(name, lines):
 
 
 def test_pair_accuracy_counts_ties_half():
-    assert pair_accuracy([2.0, 1.0, 0.0], [1.0, 1.0, 3.0]) == pytest.approx(0.5)   # (1 + 0.5 + 0) / 3
+    # the scorer used for the reward model and the lexicon baseline on held-out pairs: (1 + 0.5 + 0) / 3
+    assert pair_accuracy([[2.0, 1.0], [1.0, 1.0], [0.0, 3.0]]) == pytest.approx(0.5)
 
 
 def test_vader_reads_a_negation():

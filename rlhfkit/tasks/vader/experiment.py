@@ -27,16 +27,16 @@ from pathlib import Path
 
 from rlhfkit.config import BestOfNConfig, DPOConfig, RLConfig, RMConfig, SFTConfig, to_dict
 from rlhfkit.data.collate import encode_demonstration
-from rlhfkit.data.records import Demonstration, read_records, write_jsonl
+from rlhfkit.data.records import Demonstration, load_comparisons, read_records, write_jsonl
 from rlhfkit.evaluate.run import sample_policy
 from rlhfkit.models.config import ModelImportConfig
 from rlhfkit.models.heads import load_scalar_model
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.tasks.vader.config import DataVaderConfig, VaderExperimentConfig
-from rlhfkit.tasks.vader.judges import pair_accuracy, perplexity, vader_compound
+from rlhfkit.tasks.vader.judges import perplexity, vader_compound
 from rlhfkit.tasks.vader.report import write_report
 from rlhfkit.train import best_of_n, preference, reward_model, rl, sft
-from rlhfkit.train.reward_model import score_groups
+from rlhfkit.train.reward_model import encode_comparison, pair_accuracy, score_groups
 
 POSITIVE = 0.05     # VADER's own threshold for a positive compound score
 
@@ -122,17 +122,15 @@ def judge_answers(prompts: list[str], texts: list[str], kl: float, rm, base_mode
 
 def reward_model_accuracy(rm, tok, data: Path) -> dict:
     """The reward model on held-out human pairs, beside the baselines it must beat and the raters."""
-    pairs = [r for _, r in read_records(data / "comparisons_test.jsonl")]
-    chosen = rm_scores(rm, tok, [""] * len(pairs), [r["chosen"] for r in pairs])
-    rejected = rm_scores(rm, tok, [""] * len(pairs), [r["rejected"] for r in pairs])
+    comparisons = load_comparisons(data / "comparisons_test.jsonl")
+    groups = [encode_comparison(c, tok, context_length(rm)) for c in comparisons]
     stats = json.loads((data / "stats.json").read_text())["test_comparisons"]
     return {
-        "accuracy": pair_accuracy(chosen, rejected),
-        "lexicon_baseline": pair_accuracy(vader_compound([r["chosen"] for r in pairs]),
-                                          vader_compound([r["rejected"] for r in pairs])),
+        "accuracy": pair_accuracy(score_groups(rm, groups, tok.pad_token_id)),
+        "lexicon_baseline": pair_accuracy([vader_compound(c.ranked) for c in comparisons]),
         "length_baseline": stats["longer_wins"],
         "rater_agreement": stats["rater_agreement_leave_one_out"],
-        "n_pairs": len(pairs),
+        "n_pairs": len(comparisons),
     }
 
 

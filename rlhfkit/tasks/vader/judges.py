@@ -4,8 +4,8 @@
   comes from separate human ratings of single words, so it is independent of the comparisons
   the reward model learns from. Its compound score lies in [-1, 1].
 - Fluency: perplexity of the continuation under the untouched start model.
-- Baselines on held-out human pairs: "longer wins" and "VADER's compound score wins" (the
-  lexicon-only baseline); a reward model has to beat both to have learned anything of its own.
+VADER's score is also the lexicon-only baseline on held-out human pairs (beside "longer wins"): a
+reward model has to beat both to have learned anything of its own.
 """
 from __future__ import annotations
 
@@ -33,13 +33,6 @@ def vader_compound(texts: Sequence[str]) -> list[float]:
     """VADER's compound sentiment of each text, in [-1, 1]."""
     analyzer = _analyzer()
     return [analyzer.polarity_scores(t)["compound"] for t in texts]
-
-
-def pair_accuracy(better: Sequence[float], worse: Sequence[float]) -> float:
-    """How often a scorer puts the preferred side above the other; ties count half."""
-    if not better:
-        raise ValueError("no pairs to score")
-    return sum(1.0 if b > w else 0.5 if b == w else 0.0 for b, w in zip(better, worse, strict=True)) / len(better)
 
 
 @torch.no_grad()
