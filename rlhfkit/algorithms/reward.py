@@ -2,6 +2,7 @@
 
     pair:    -log sigmoid(r_chosen - r_rejected)
     ranking: -1/C(K,2) * sum over i ranked above j of log sigmoid(r_i - r_j)   (InstructGPT eq. 1)
+    centring: + eta * (mean reward of the prompt's answers)^2   (Eisenstein et al. 2023)
 
 A ranking's pairs share the weight 1/C(K,2), so each prompt counts once however large K is.
 """
@@ -43,7 +44,16 @@ def group_pairs(group_sizes: list[int]) -> tuple[list[int], list[int], list[floa
     return chosen, rejected, weights
 
 
-def ranking_loss(rewards: torch.Tensor, group_sizes: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
-    """rewards: (sum of group sizes,) for groups listed best first, one group per prompt."""
+def ranking_loss(rewards: torch.Tensor, group_sizes: list[int], center: float = 0.0
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """rewards: (sum of group sizes,) for groups listed best first, one group per prompt.
+    `center` > 0 pulls each prompt's mean reward to 0: the pairwise loss cannot see a per-prompt
+    offset, so without it each prompt gets an arbitrary one, which an RL step with one answer
+    per prompt (PPO) reads as signal."""
     chosen, rejected, weights = group_pairs(group_sizes)
-    return pairwise_loss(rewards[chosen], rewards[rejected], torch.tensor(weights, dtype=rewards.dtype))
+    loss, stats = pairwise_loss(rewards[chosen], rewards[rejected], torch.tensor(weights, dtype=rewards.dtype))
+    means = torch.stack([g.mean() for g in rewards.split(group_sizes)])
+    stats["prompt_mean_sq"] = (means ** 2).mean().item()
+    if center:
+        loss = loss + center * (means ** 2).mean()
+    return loss, stats

@@ -29,12 +29,12 @@ def encode_comparison(c: Comparison, tokenizer, max_len: int) -> Group:
     return [encode_demonstration(Demonstration(c.prompt, answer, c.where), tokenizer, max_len) for answer in c.ranked]
 
 
-def rm_step(model, groups: list[Group], pad_id: int, autocast) -> tuple[torch.Tensor, dict]:
+def rm_step(model, groups: list[Group], pad_id: int, autocast, center: float = 0.0) -> tuple[torch.Tensor, dict]:
     flat = [ex for g in groups for ex in g]
     batch = pad_batch(flat, pad_id)
     with autocast:
         rewards = sequence_rewards(model, batch["input_ids"], batch["attention_mask"])
-    loss, stats = ranking_loss(rewards, [len(g) for g in groups])
+    loss, stats = ranking_loss(rewards, [len(g) for g in groups], center)
     stats["seq_tokens"] = int(batch["attention_mask"].sum())
     return loss, stats
 
@@ -74,7 +74,7 @@ def run(cfg: RMConfig) -> dict:
     # ---- Training
     out = Path(cfg.out)
     fit(model, tokenizer, train, cfg.train, out, resume=cfg.resume, desc="rm",
-        step_fn=lambda m, groups, ac: rm_step(m, groups, tokenizer.pad_token_id, ac))
+        step_fn=lambda m, groups, ac: rm_step(m, groups, tokenizer.pad_token_id, ac, cfg.center))
     # ---- Normalise: training answers score 0 on average
     train_scores = score_groups(model, train[:512], tokenizer.pad_token_id)
     model.config.reward_offset = statistics.fmean(x for s in train_scores for x in s)

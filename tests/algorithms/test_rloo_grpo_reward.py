@@ -66,3 +66,15 @@ def test_ranking_loss_gradient_pushes_the_better_answer_up():
     r = torch.zeros(2, requires_grad=True)
     ranking_loss(r, [2])[0].backward()
     assert r.grad[0] < 0 < r.grad[1]
+
+
+def test_centring_term_by_hand_and_only_moves_each_prompts_mean():
+    r = torch.tensor([1.0, 0.0, 3.0, 2.0, 1.0, 0.0], requires_grad=True)   # prompt means 0.5 and 1.5
+    plain, _ = ranking_loss(r, [2, 4])
+    centred, stats = ranking_loss(r, [2, 4], center=0.5)
+    assert centred.item() == pytest.approx(plain.item() + 0.5 * (0.5 ** 2 + 1.5 ** 2) / 2)
+    assert stats["prompt_mean_sq"] == pytest.approx((0.5 ** 2 + 1.5 ** 2) / 2)
+    # the centring gradient is the same for every answer of a prompt: it shifts, never reorders
+    (centred - plain).backward()
+    assert torch.allclose(r.grad[:2], torch.full((2,), 0.5 * 2 * 0.5 / 2 / 2))
+    assert torch.allclose(r.grad[2:], torch.full((4,), 0.5 * 2 * 1.5 / 2 / 4))
