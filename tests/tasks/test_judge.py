@@ -1,5 +1,6 @@
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -82,3 +83,16 @@ def test_labelers_follow_bradley_terry():
     p = 1 / (1 + math.exp(-(gold_score(good, facts) - gold_score(bad, facts))))
     observed = sum(prefers_first(labeler, good, bad, facts, rng) for _ in range(4000)) / 4000
     assert abs(observed - p) < 0.03
+
+
+def test_oracle_reward_is_the_judge_on_world_prompts_and_refuses_others():
+    from rlhfkit.tasks.tldr.judge import gold_score
+    from rlhfkit.tasks.tldr.oracle import gold_reward
+    from rlhfkit.tasks.tldr.world import make_split
+    posts = make_split(0, "train", 3000)[:2]
+    answers = [oracle_summary(posts[0].facts), "nothing happened"]
+    got = gold_reward([p.prompt for p in posts], answers)
+    assert got == [gold_score(a, p.facts) for a, p in zip(answers, posts)]
+    assert got[0] > got[1]
+    with pytest.raises(ValueError, match="not a post of the default world"):
+        gold_reward(["POST: a post from elsewhere\nTL;DR:"], ["an answer"])

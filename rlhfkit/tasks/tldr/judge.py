@@ -1,9 +1,9 @@
 """The gold judge: scores any string as a TL;DR of a post, against the post's fact record.
 
 EVALUATION ONLY. It stands in for careful human evaluation (as the gold reward model does in
-Gao et al. 2022). Only `rlhfkit.evaluate` and the simulated labelers may import it; nothing
-under `train/`, `rollout/`, `algorithms/` or `models/` may, so no policy or reward model is
-ever trained on it.
+Gao et al. 2022). Only `rlhfkit.evaluate`, the simulated labelers and `oracle.py` (the judge as
+an RL reward on request, for an upper bound) may import it; nothing under `train/`, `rollout/`,
+`algorithms/` or `models/` may, so no method of the demo is ever trained on it.
 
 The score rewards covering the key events with the right polarity (did / did not), naming the
 people, the feeling and the question; it penalises contradictions (a flipped polarity costs
