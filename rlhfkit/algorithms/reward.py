@@ -52,8 +52,6 @@ def ranking_loss(rewards: torch.Tensor, group_sizes: list[int], center: float = 
     per prompt (PPO) reads as signal."""
     chosen, rejected, weights = group_pairs(group_sizes)
     loss, stats = pairwise_loss(rewards[chosen], rewards[rejected], torch.tensor(weights, dtype=rewards.dtype))
-    means = torch.stack([g.mean() for g in rewards.split(group_sizes)])
-    stats["prompt_mean_sq"] = (means ** 2).mean().item()
-    if center:
-        loss = loss + center * (means ** 2).mean()
-    return loss, stats
+    mean_sq = (torch.stack([g.mean() for g in rewards.split(group_sizes)]) ** 2).mean()
+    stats["prompt_mean_sq"] = mean_sq.item()
+    return (loss + center * mean_sq if center else loss), stats
