@@ -28,7 +28,7 @@ from rlhfkit.data.records import Comparison, read_records, write_jsonl
 from rlhfkit.evaluate import claims, probes
 from rlhfkit.evaluate import run as evaluate
 from rlhfkit.evaluate.report import write_html, write_markdown
-from rlhfkit.evaluate.reward_model import reward_model_report
+from rlhfkit.evaluate.reward_model import merge_by_difference, reward_model_report
 from rlhfkit.evaluate.metrics import seed_interval
 from rlhfkit.models.heads import load_scalar_model
 from rlhfkit.models.lm import context_length, load_causal_lm
@@ -240,6 +240,8 @@ def aggregate(per_seed: list[dict]) -> dict:
     rm = {k: statistics.fmean(r["reward_model"][k] for r in per_seed)
           for k in ("accuracy_vs_labels", "accuracy_vs_gold", "labeler_agreement")}
     rm.update({k: first["reward_model"][k] for k in ("calibration", "length_correlation", "comparisons", "n_pairs")})
+    rm["accuracy_vs_gold_by_difference"] = merge_by_difference(
+        [r["reward_model"]["accuracy_vs_gold_by_difference"] for r in per_seed])
     rm["per_seed"] = [{k: r["reward_model"][k] for k in ("accuracy_vs_labels", "accuracy_vs_gold")} for r in per_seed]
     out = {"task": first["task"], "methods": methods, "reward_model": rm,
            "curves": {a: [r["curves"][a] for r in per_seed] for a in first["curves"]}, "seeds": len(per_seed),

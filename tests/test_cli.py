@@ -114,6 +114,9 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     assert list(results["methods"]) == ["base", "sft", "bon", "rsft", "rwsft", "slic", "dpo", "ipo", "ppo", "grpo"]
     assert results["methods"]["bon"]["kl_to_sft"] == pytest.approx(math.log(4) - 3 / 4)
     assert {"accuracy_vs_labels", "accuracy_vs_gold", "labeler_agreement"} <= set(results["reward_model"])
+    by_difference = results["reward_model"]["accuracy_vs_gold_by_difference"]
+    assert set(by_difference) == {"contradiction", "coverage", "invention", "other"}
+    assert sum(c["n"] for c in by_difference.values()) >= 1    # every pair the judge tells apart counts somewhere
     assert len(results["curves"]["ppo"][0]) == 2 and "gold" in results["curves"]["ppo"][0][0]
     claims = results["claims"]
     assert set(claims) == {"scoring_vs_generating", "constrained_sl", "negation", "rl_beats_sl"}
@@ -122,6 +125,7 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     html = (tmp_path / "demo" / "report.html").read_text()
     md = (tmp_path / "demo" / "report.md").read_text()
     assert html.count("<img src='data:image/png;base64,") >= 5 and "| dpo |" in md and "Why RL" in md
+    assert "pairs that differ in contradictions" in md
     # started again, the demo skips every finished stage and reports the same figures
     rlhfkit(*args)
     again = json.loads((tmp_path / "demo" / "results.json").read_text())

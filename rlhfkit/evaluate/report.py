@@ -47,10 +47,16 @@ def _intro(results: dict) -> str:
             f"simulated writer wrote (ties count half). Intervals are {ci}.")
 
 
+DIFFERENCE_LABELS = {"contradiction": "contradictions", "coverage": "key events covered",
+                     "invention": "inventions", "other": "none of these (people, length, filler...)"}
+
+
 def _rm_rows(rm: dict) -> list[list[str]]:
     return [["accuracy vs held-out labeler labels", _fmt(rm["accuracy_vs_labels"])],
             ["a second labeler's agreement on the same pairs", _fmt(rm.get("labeler_agreement"))],
             ["accuracy vs the gold preference", _fmt(rm["accuracy_vs_gold"])],
+            *[[f"accuracy vs gold on pairs that differ in {DIFFERENCE_LABELS[d]} (pairs)",
+               f"{_fmt(c['accuracy'])} ({c['n']})"] for d, c in rm.get("accuracy_vs_gold_by_difference", {}).items()],
             ["correlation of reward with length (words)", _fmt(rm.get("length_correlation"))],
             ["comparisons trained on", str(rm.get("comparisons", "n/a"))]]
 

@@ -1,12 +1,15 @@
-"""How good is a reward model: accuracy against labeler labels and against the gold judge,
-calibration, and its correlation with answer length."""
+"""How good is a reward model: accuracy against labeler labels and against the gold judge (overall
+and by what the two answers differ in), calibration, and its correlation with answer length."""
 from __future__ import annotations
 
 import math
 import statistics
 
-from rlhfkit.tasks.tldr.judge import gold_score, words
+from rlhfkit.tasks.tldr.judge import Verdict, judge, words
 from rlhfkit.tasks.tldr.world import Post
+
+# What two answers can differ in, as the gold judge sees it; a pair can fall under several
+DIFFERENCES = ("contradiction", "coverage", "invention", "other")
 
 
 def _sigmoid(x: float) -> float:
@@ -16,20 +19,45 @@ def _sigmoid(x: float) -> float:
 def reward_model_report(pairs: list[tuple[Post, str, str]], rm_scores: list[tuple[float, float]]) -> dict:
     """pairs: (post, labeler's chosen, labeler's rejected); rm_scores: the RM's (chosen, rejected)."""
     vs_labels, vs_gold, lengths, rewards = [], [], [], []
+    by_difference: dict[str, list[float]] = {d: [] for d in DIFFERENCES}
     for (post, chosen, rejected), (rc, rr) in zip(pairs, rm_scores, strict=True):
         vs_labels.append(1.0 if rc > rr else 0.5 if rc == rr else 0.0)
-        gc, gr = gold_score(chosen, post.facts), gold_score(rejected, post.facts)
-        if gc != gr:
-            vs_gold.append(1.0 if (rc > rr) == (gc > gr) else 0.0)
+        vc, vr = judge(chosen, post.facts), judge(rejected, post.facts)
+        if vc.score != vr.score:
+            hit = 1.0 if (rc > rr) == (vc.score > vr.score) else 0.0
+            vs_gold.append(hit)
+            for d in differences(vc, vr):
+                by_difference[d].append(hit)
         lengths += [len(words(chosen)), len(words(rejected))]
         rewards += [rc, rr]
     return {
         "accuracy_vs_labels": statistics.fmean(vs_labels),
         "accuracy_vs_gold": statistics.fmean(vs_gold) if vs_gold else None,
+        "accuracy_vs_gold_by_difference": {d: {"accuracy": statistics.fmean(h) if h else None, "n": len(h)}
+                                           for d, h in by_difference.items()},
         "length_correlation": _pearson(lengths, rewards),
         "calibration": _calibration(rm_scores),
         "n_pairs": len(pairs),
     }
+
+
+def differences(a: Verdict, b: Verdict) -> list[str]:
+    """What the gold judge sees differ between two answers: contradictions, coverage of the key
+    events, inventions, or (none of those) only the rest of the score (people, length, filler...)."""
+    found = [name for name, differ in (("contradiction", a.contradictions != b.contradictions),
+                                       ("coverage", a.coverage != b.coverage),
+                                       ("invention", a.inventions != b.inventions)) if differ]
+    return found or ["other"]
+
+
+def merge_by_difference(reports: list[dict]) -> dict:
+    """Seeds' accuracy-by-difference tables as one: accuracies weighted by their pair counts."""
+    out = {}
+    for d in DIFFERENCES:
+        cells = [r[d] for r in reports if r[d]["n"]]
+        n = sum(c["n"] for c in cells)
+        out[d] = {"accuracy": sum(c["accuracy"] * c["n"] for c in cells) / n if n else None, "n": n}
+    return out
 
 
 def _calibration(rm_scores: list[tuple[float, float]]) -> list[dict]:
