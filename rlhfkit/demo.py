@@ -146,7 +146,19 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
         results["bon_curve"] = probes.best_of_n_curve(records, test_posts)
     clock.lap("probes")
     results["stage_seconds"] = clock.seconds
+    write_seed_report(d, results)
     return results
+
+
+def write_seed_report(d: Path, results: dict) -> None:
+    """The seed's results.json and report.md with all it measured (eval wrote only the methods')."""
+    tmp = d / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(d / "results.json")
+    # the report takes curves and stage times as lists over seeds
+    view = results | {"curves": {a: [log] for a, log in results["curves"].items()},
+                      "stage_seconds": [results["stage_seconds"]]}
+    write_markdown(d / "report.md", view, json.loads((d / "examples.json").read_text()))
 
 
 def run_method(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: list[Post]) -> tuple[str, dict]:

@@ -126,6 +126,10 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     md = (tmp_path / "demo" / "report.md").read_text()
     assert html.count("<img src='data:image/png;base64,") >= 5 and "| dpo |" in md and "Why RL" in md
     assert "pairs that differ in contradictions" in md
+    seed_md = (tmp_path / "demo" / "seed0" / "report.md").read_text()
+    assert "## Reward model" in seed_md and "## RL training" in seed_md
+    seed_results = json.loads((tmp_path / "demo" / "seed0" / "results.json").read_text())
+    assert seed_results["reward_model"]["accuracy_vs_labels"] == results["reward_model"]["accuracy_vs_labels"]
     # started again, the demo skips every finished stage and reports the same figures
     rlhfkit(*args)
     again = json.loads((tmp_path / "demo" / "results.json").read_text())
