@@ -7,7 +7,7 @@ labelers' order and against the gold judge, overall and by what the two answers 
 (`rlhfkit.evaluate.reward_model.differences`). --ensemble adds a row for the mean of the models'
 scores, each divided by its standard deviation over these answers.
 
-    python bench/reward_model_errors.py --rankings runs/big/seed0/labels/rankings.jsonl --skip 1000 \\
+    python bench/reward_model_errors.py --rankings runs/b18/seed0/labels/rankings.jsonl --skip 1000 \\
         runs/demo/seed0/rm [more reward models] [--ensemble]
 """
 from __future__ import annotations
