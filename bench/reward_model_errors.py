@@ -22,7 +22,7 @@ from rlhfkit.data.records import Comparison
 from rlhfkit.evaluate.reward_model import DIFFERENCES, reward_model_report
 from rlhfkit.models.heads import load_scalar_model
 from rlhfkit.models.lm import context_length
-from rlhfkit.tasks.tldr.world import make_split
+from rlhfkit.tasks.tldr.world import facts_by_prompt
 from rlhfkit.train.reward_model import encode_comparison, score_groups
 
 
@@ -36,11 +36,11 @@ def model_scores(rm_dir: str, records: list[dict]) -> list[list[float]]:
     return [[x / sd for x in s] for s in scores]
 
 
-def row(name: str, records: list[dict], scores: list[list[float]], posts: dict) -> str:
+def row(name: str, records: list[dict], scores: list[list[float]], facts: dict) -> str:
     pairs, pair_scores = [], []
     for r, s in zip(records, scores, strict=True):
         for i, j in combinations(range(len(s)), 2):       # the labeler ranked i above j
-            pairs.append((posts[r["prompt"]], r["completions"][i], r["completions"][j]))
+            pairs.append((facts[r["prompt"]], r["completions"][i], r["completions"][j]))
             pair_scores.append((s[i], s[j]))
     rep = reward_model_report(pairs, pair_scores)
     cells = [f"{rep['accuracy_vs_labels']:.3f}", f"{rep['accuracy_vs_gold']:.3f}"]
@@ -59,12 +59,11 @@ def main() -> None:
     ap.add_argument("--ensemble", action="store_true", help="also the mean of the models' standardised scores")
     args = ap.parse_args()
     task = TaskConfig()
-    posts = {p.prompt: p for split, n in (("train", task.n_train), ("valid", task.n_valid), ("test", task.n_test))
-             for p in make_split(task.seed, split, n)}
+    facts = facts_by_prompt(task.seed, task.n_train, task.n_valid, task.n_test)
     with open(args.rankings) as f:
         records = [json.loads(line) for line in f][args.skip:]
     records = records[:args.limit] if args.limit else records
-    unknown = [i for i, r in enumerate(records) if r["prompt"] not in posts]
+    unknown = [i for i, r in enumerate(records) if r["prompt"] not in facts]
     if unknown:
         raise SystemExit(f"{args.rankings}: record {args.skip + unknown[0] + 1}: prompt is not one of the "
                          f"built-in task's (world seed {task.seed})")
@@ -74,11 +73,11 @@ def main() -> None:
     all_scores = []
     for rm in args.reward_models:
         all_scores.append(model_scores(rm, records))
-        print(row(rm, records, all_scores[-1], posts), flush=True)
+        print(row(rm, records, all_scores[-1], facts), flush=True)
     if args.ensemble and len(all_scores) > 1:
         mean = [[statistics.fmean(m[g][i] for m in all_scores) for i in range(len(all_scores[0][g]))]
                 for g in range(len(records))]
-        print(row(f"mean of the {len(all_scores)} above", records, mean, posts))
+        print(row(f"mean of the {len(all_scores)} above", records, mean, facts))
 
 
 if __name__ == "__main__":

@@ -210,7 +210,7 @@ def score_reward_model(rm_dir: Path, posts: list[Post], records: list[dict]) -> 
     groups = [encode_comparison(Comparison(r["prompt"], (r["chosen"], r["rejected"])), tok, context_length(model))
               for r in records]
     scores = score_groups(model, groups, tok.pad_token_id)
-    pairs = [(p, r["chosen"], r["rejected"]) for p, r in zip(posts, records)]
+    pairs = [(p.facts, r["chosen"], r["rejected"]) for p, r in zip(posts, records)]
     return reward_model_report(pairs, [(s[0], s[1]) for s in scores])
 
 

@@ -6,7 +6,7 @@ import math
 import statistics
 
 from rlhfkit.tasks.tldr.judge import Verdict, judge, words
-from rlhfkit.tasks.tldr.world import Post
+from rlhfkit.tasks.tldr.world import Facts
 
 # What two answers can differ in, as the gold judge sees it; a pair can fall under several
 DIFFERENCES = ("contradiction", "coverage", "invention", "other")
@@ -16,13 +16,13 @@ def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-max(min(x, 50), -50)))
 
 
-def reward_model_report(pairs: list[tuple[Post, str, str]], rm_scores: list[tuple[float, float]]) -> dict:
-    """pairs: (post, labeler's chosen, labeler's rejected); rm_scores: the RM's (chosen, rejected)."""
+def reward_model_report(pairs: list[tuple[Facts, str, str]], rm_scores: list[tuple[float, float]]) -> dict:
+    """pairs: (the post's facts, labeler's chosen, labeler's rejected); rm_scores: the RM's (chosen, rejected)."""
     vs_labels, vs_gold, lengths, rewards = [], [], [], []
     by_difference: dict[str, list[float]] = {d: [] for d in DIFFERENCES}
-    for (post, chosen, rejected), (rc, rr) in zip(pairs, rm_scores, strict=True):
+    for (facts, chosen, rejected), (rc, rr) in zip(pairs, rm_scores, strict=True):
         vs_labels.append(1.0 if rc > rr else 0.5 if rc == rr else 0.0)
-        vc, vr = judge(chosen, post.facts), judge(rejected, post.facts)
+        vc, vr = judge(chosen, facts), judge(rejected, facts)
         if vc.score != vr.score:
             hit = 1.0 if (rc > rr) == (vc.score > vr.score) else 0.0
             vs_gold.append(hit)

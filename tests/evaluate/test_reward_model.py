@@ -29,7 +29,8 @@ def test_differences_name_what_the_judge_sees_differ():
 
 def test_report_splits_gold_accuracy_by_difference():
     # labeler's (chosen, rejected); the reward model gets the flip wrong, the omission and the question right
-    pairs = [(POST, FAITHFUL, FLIPPED), (POST, FAITHFUL, OMITTED), (POST, NO_QUESTION, FAITHFUL)]
+    f = POST.facts
+    pairs = [(f, FAITHFUL, FLIPPED), (f, FAITHFUL, OMITTED), (f, NO_QUESTION, FAITHFUL)]
     scores = [(0.0, 1.0), (2.0, 1.0), (0.0, 3.0)]
     r = reward_model_report(pairs, scores)
     assert r["accuracy_vs_labels"] == pytest.approx(1 / 3)      # only the omission pair follows the label
