@@ -64,6 +64,8 @@ class TrainConfig:
     dtype: str = opt("float32", "float32 or bfloat16 (autocast); never float16 on CPU")
     checkpoint_every: int = opt(200, "optimizer steps between resumable checkpoints (0: only at the end)")
     threads: int = opt(0, "torch CPU threads (0: torch's default)")
+    max_loss: float = opt(0.0, "stop the run when the loss exceeds this (0: no limit; a non-finite loss always "
+                               "stops it)")
 
     def validate(self, prefix: str) -> None:
         if self.lr <= 0:
@@ -260,6 +262,7 @@ class RSFTConfig:
     prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
     prompts_per_round: int = opt(500, "prompts sampled each round (taken in turn from the prompt set)")
     out: str = opt("runs/rsft", "output directory: round<r>/ per round, model/ the last")
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
     task: TaskConfig = sub(TaskConfig, "the world, when prompts is 'tldr'")
     sample: SampleConfig = sub(SampleConfig, "sampling of the candidates")
     train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
@@ -286,6 +289,7 @@ class RWSFTConfig:
     prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
     n_prompts: int = opt(500, "prompts to sample for")
     out: str = opt("runs/rwsft", "output directory: the fine-tuned policy")
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
     task: TaskConfig = sub(TaskConfig, "the world, when prompts or demonstrations are 'tldr'")
     sample: SampleConfig = sub(SampleConfig, "sampling of the candidates")
     train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=32, epochs=1.0, warmup_steps=10),
@@ -328,6 +332,9 @@ class RLAlgoConfig:
                                 "scoring stay float32)")
     seed: int = opt(0, "seed for sampling and minibatch order")
     checkpoint_every: int = opt(10, "iterations between resumable checkpoints (0: only at the end)")
+    max_kl: float = opt(50.0, "stop the run when the rollouts' mean sequence KL to the reference exceeds this, "
+                              "in nats (0: no limit; non-finite values always stop it)")
+    max_loss: float = opt(0.0, "stop the run when a minibatch loss exceeds this (0: no limit)")
 
     def validate(self, algo: str) -> None:
         for name in ("steps", "prompts_per_step", "epochs", "minibatch_size"):
