@@ -2,9 +2,12 @@
 cosine decay, gradient clipping, a progress bar, atomic checkpoints and exact resume.
 
 A stage directory holds `model/` (the final Hugging Face model), `checkpoint/` (model +
-`trainer_state.pt`: optimizer, scheduler, step, RNG) and `log.jsonl` (one line per step).
-A killed run started again with the same config continues from its last checkpoint, with
-the same data order, as if it had not stopped. A finished run removes its checkpoint.
+`trainer_state.pt`: optimizer, scheduler, step, RNG; `job.json`: the job's fingerprint and step)
+and `log.jsonl` (one line per step). A killed run started again with the same job continues from
+its last checkpoint, with the same data order, as if it had not stopped (`rlhfkit.train.job`
+decides whether a checkpoint is this job's). A finished run removes its checkpoint. Every step
+checks the loss and the gradient norm before the optimizer step, and no weights are written
+unless all are finite.
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from tqdm import tqdm
 from rlhfkit.algorithms.sft import sft_loss
 from rlhfkit.config import TrainConfig
 from rlhfkit.data.collate import Example, pad_batch
+from rlhfkit.errors import RunError
 from rlhfkit.models.lm import recover_atomic, save_atomic, save_model
+from rlhfkit.train.job import Job, last_good_checkpoint
 
 StepFn = Callable[[Any, list, Any], tuple[torch.Tensor, dict]]
 
@@ -76,11 +81,13 @@ def autocast_for(cfg: TrainConfig) -> torch.autocast:
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
 
 
-def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, resume: bool = True, desc: str = "train",
+def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job, desc: str = "train",
         evaluate: Callable[[], dict] | None = None, step_fn: StepFn | None = None) -> dict:
     """Train `model` on `items` (Examples for the LM loss, or whatever `step_fn` takes); write
     `out/model`. `step_fn(model, batch_items, autocast) -> (loss, stats)`; stats may carry
-    "seq_tokens" for the throughput figure. Returns the last logged stats."""
+    "seq_tokens" for the throughput figure. `job` (checked against `out` by `Job.begin`) stamps
+    the checkpoints. A non-finite loss or gradient, or a loss above `cfg.max_loss`, stops the run
+    before the optimizer step, keeping the last good checkpoint. Returns the last logged stats."""
     if step_fn is None:
         step_fn = lambda m, batch, ac: lm_step(m, batch, tokenizer.pad_token_id, ac)  # noqa: E731
     out.mkdir(parents=True, exist_ok=True)
@@ -91,19 +98,21 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, resume: b
                                   betas=(0.9, 0.95), eps=1e-8)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total))
     torch.manual_seed(cfg.seed)
-    step = _resume(model, optimizer, scheduler, out / "checkpoint") if resume else 0
+    step = _resume(model, optimizer, scheduler, out / "checkpoint")
     autocast = autocast_for(cfg)
     model.train()
     stats: dict = {}
-    log = (out / "log.jsonl").open("a")
+    log = open_log(out / "log.jsonl", step)
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True)
     t0, tokens = time.time(), 0
     while step < total:
         loss, stats = step_fn(model, batch_at(items, step, cfg.batch_size, cfg.seed), autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip:
-            stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
+        # the norm is always measured (an infinite max clips nothing) so a non-finite gradient is seen
+        stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf).item()
+        check_step(desc, step + 1, {"loss": loss.item(), "grad_norm": stats["grad_norm"]}, {"loss": cfg.max_loss},
+                   f"lr {scheduler.get_last_lr()[0]:.1e}", out)
         optimizer.step()
         scheduler.step()
         step += 1
@@ -117,13 +126,48 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, resume: b
         log.write(json.dumps(stats) + "\n")
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
             log.flush()
-            _save_checkpoint(model, tokenizer, optimizer, scheduler, step, out / "checkpoint")
+            _save_checkpoint(model, tokenizer, optimizer, scheduler, step, out / "checkpoint", job)
     bar.close()
     log.close()
     model.eval()
+    check_weights(desc, {"model": model}, out)
     save_model(out / "model", model, tokenizer)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run is complete: nothing left to resume
     return stats
+
+
+def open_log(path: Path, step: int):
+    """`log.jsonl` for appending, holding only the lines of steps up to `step` (the checkpoint's):
+    lines a killed run wrote after its last checkpoint are dropped, as the resumed run redoes them."""
+    kept = []
+    if step and path.is_file():
+        kept = [line for line in path.read_text().splitlines(keepends=True)
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(kept))
+    return path.open("a")
+
+
+def check_step(stage: str, step: int, values: dict[str, float], limits: dict[str, float], context: str,
+               out: Path) -> None:
+    """Stop the run (RunError) on a non-finite value or one above its limit (a limit of 0 is none)."""
+    for name, value in values.items():
+        limit = limits.get(name, 0.0)
+        if not math.isfinite(value):
+            problem = f"{name} is {value}"
+        elif limit and value > limit:
+            problem = f"{name} is {value:.4g}, above the limit {limit:g}"
+        else:
+            continue
+        raise RunError(f"{stage}: step {step}: {problem} ({context}); {last_good_checkpoint(out)}")
+
+
+def check_weights(stage: str, models: dict[str, torch.nn.Module], out: Path) -> None:
+    """Refuse to write weights that are not all finite (RunError), whatever wrote them."""
+    for name, model in models.items():
+        for pname, p in model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise RunError(f"{stage}: {name} weight {pname} is not finite; nothing written; "
+                               f"{last_good_checkpoint(out)}")
 
 
 def trainer_state(optimizer, scheduler, step: int, **extra) -> dict:
@@ -147,15 +191,23 @@ def restore_trainer_state(path: Path, optimizer, scheduler) -> dict | None:
 
 
 def load_weights(model, file: Path) -> None:
+    """Load a checkpoint's weights into `model`; any missing or unexpected key is an error, except
+    a missing key that is tied to a loaded one (a tied lm_head is stored once)."""
     from safetensors.torch import load_file
-    model.load_state_dict(load_file(file), strict=False)  # tied lm_head is not stored
+    missing, unexpected = model.load_state_dict(load_file(file), strict=False)
+    loaded = {t.data_ptr() for k, t in model.state_dict().items() if k not in missing}
+    missing = [k for k in missing if model.state_dict()[k].data_ptr() not in loaded]
+    if missing or unexpected:
+        raise RunError(f"{file}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
-def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, path: Path) -> None:
+def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, path: Path, job: Job) -> None:
+    check_weights(job.stage, {"model": model}, path.parent)
     def write(d: Path) -> None:
         model.save_pretrained(d, safe_serialization=True)
         tokenizer.save_pretrained(d)
         torch.save(trainer_state(optimizer, scheduler, step), d / "trainer_state.pt")
+        job.write_checkpoint_marker(d, step)
     save_atomic(path, write)
 
 

@@ -27,6 +27,7 @@ from rlhfkit.config import DPOConfig, SLiCConfig
 from rlhfkit.data.collate import Example, pad_batch
 from rlhfkit.data.records import load_comparisons
 from rlhfkit.models.lm import context_length, load_causal_lm
+from rlhfkit.train.job import Job
 from rlhfkit.train.loop import autocast_for, fit
 from rlhfkit.train.reward_model import encode_comparison
 
@@ -125,26 +126,34 @@ def _load(cfg: DPOConfig | SLiCConfig, with_reference: bool) -> tuple:
 
 
 def run_dpo(cfg: DPOConfig) -> dict:
+    cfg.validate()
+    job = Job.begin(cfg.loss, cfg, models={"model": cfg.model}, data={"data": cfg.data, "valid_data": cfg.valid_data})
+    if job.result is not None:
+        return job.result
     # ---- Model, frozen reference's log-probs, data
     model, tokenizer, train, valid = _load(cfg, with_reference=True)
     pad = tokenizer.pad_token_id
     # ---- Training
-    stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), resume=cfg.resume, desc=cfg.loss,
+    stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc=cfg.loss,
                 step_fn=lambda m, groups, ac: dpo_step(m, groups, pad, cfg, ac))
     result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
     if valid:
         result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=True, autocast=autocast_for(cfg.train))
-    return result
+    return job.finish(result)
 
 
 def run_slic(cfg: SLiCConfig) -> dict:
+    cfg.validate()
+    job = Job.begin("slic", cfg, models={"model": cfg.model}, data={"data": cfg.data, "valid_data": cfg.valid_data})
+    if job.result is not None:
+        return job.result
     # ---- Model and data (SLiC needs no reference)
     model, tokenizer, train, valid = _load(cfg, with_reference=False)
     pad = tokenizer.pad_token_id
     # ---- Training
-    stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), resume=cfg.resume, desc="slic",
+    stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc="slic",
                 step_fn=lambda m, groups, ac: slic_step(m, groups, pad, cfg, ac))
     result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
     if valid:
         result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=False, autocast=autocast_for(cfg.train))
-    return result
+    return job.finish(result)

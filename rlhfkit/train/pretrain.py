@@ -25,6 +25,7 @@ from rlhfkit.models.lm import build_llama, count_parameters
 from rlhfkit.models.tokenizer import train_tokenizer
 from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.tasks.tldr.writers import oracle_summary, reference_summary
+from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit, mean_lm_loss
 
 ORACLE_SHARE = 0.1  # share of corpus TL;DRs that are the oracle's: good summaries exist on the web too
@@ -44,6 +45,10 @@ def perplexity(model, tokenizer, docs: list[str], max_len: int) -> float:
 
 
 def run(cfg: PretrainConfig) -> dict:
+    cfg.validate()
+    job = Job.begin("pretrain", cfg, resume=True)
+    if job.result is not None:
+        return job.result
     out = Path(cfg.out)
     t0 = time.time()
     # ---- Corpus and tokenizer
@@ -55,7 +60,7 @@ def run(cfg: PretrainConfig) -> dict:
     model = build_llama(cfg.arch, tokenizer)
     examples = [encode_text(d, tokenizer, cfg.arch.max_len) for d in train_docs]
     # ---- Training
-    fit(model, tokenizer, examples, cfg.train, out, desc="pretrain",
+    fit(model, tokenizer, examples, cfg.train, out, job=job, desc="pretrain",
         evaluate=lambda: {"valid_ppl": perplexity(model, tokenizer, valid_docs, cfg.arch.max_len)})
     # ---- Report
     tokens_per_epoch = sum(len(e.input_ids) for e in examples)
@@ -68,4 +73,4 @@ def run(cfg: PretrainConfig) -> dict:
         "config": to_dict(cfg),
     }
     (out / "pretrain_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return job.finish(report)

@@ -26,6 +26,7 @@ from rlhfkit.models.heads import load_reward_model
 from rlhfkit.models.lm import context_length, load_causal_lm, save_model
 from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.train.best_of_n import sample_candidates
+from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit
 from rlhfkit.train.sft import tldr_demonstrations
 
@@ -37,6 +38,11 @@ def _encode(prompt: str, answer: str, tokenizer, max_len: int, where: Where, wei
 
 
 def run_rsft(cfg: RSFTConfig) -> dict:
+    cfg.validate()
+    job = Job.begin("rsft", cfg, models={"policy": cfg.policy, "reward_model": cfg.reward_model},
+                    data={"prompts": cfg.prompts})
+    if job.result is not None:
+        return job.result
     # ---- Models and prompts
     policy, tokenizer = load_causal_lm(cfg.policy)
     reward_model = load_reward_model(cfg.reward_model, tokenizer)
@@ -46,8 +52,12 @@ def run_rsft(cfg: RSFTConfig) -> dict:
     stats: dict = {}
     for r in range(cfg.rounds):
         round_dir = out / f"round{r + 1}"
-        if (round_dir / "model" / "config.json").is_file():     # finished before a restart
+        # a round is this job's r-th: its samples are a function of the job and r, so they need no hash
+        round_job = Job(f"rsft round {r + 1}", round_dir, job.fingerprint | {"round": r + 1})
+        round_job.check(cfg.resume)
+        if round_job.result is not None:     # finished before a restart
             policy, _ = load_causal_lm(round_dir / "model")
+            stats = round_job.result
             continue
         # ---- 1. sample n per prompt from the current policy (prompts taken in turn)
         start = (r * cfg.prompts_per_round) % len(prompts)
@@ -63,13 +73,19 @@ def run_rsft(cfg: RSFTConfig) -> dict:
         # ---- 3. fine-tune on them
         examples = [_encode(k["prompt"], k["completion"], tokenizer, max_len, Where("selected.jsonl", i + 1))
                     for i, k in enumerate(kept)]
-        stats = fit(policy, tokenizer, examples, cfg.train, round_dir, resume=True, desc=f"rsft round {r + 1}")
+        stats = fit(policy, tokenizer, examples, cfg.train, round_dir, job=round_job, desc=f"rsft round {r + 1}")
         stats["mean_selected_score"] = sum(k["score"] for k in kept) / len(kept)
+        round_job.finish(stats)
     save_model(out / "model", policy, tokenizer)
-    return {"rounds": cfg.rounds, "last_round": stats, "out": str(out / "model")}
+    return job.finish({"rounds": cfg.rounds, "last_round": stats, "out": str(out / "model")})
 
 
 def run_rwsft(cfg: RWSFTConfig) -> dict:
+    cfg.validate()
+    job = Job.begin("rwsft", cfg, models={"policy": cfg.policy, "reward_model": cfg.reward_model},
+                    data={"prompts": cfg.prompts, "demonstrations": cfg.demonstrations})
+    if job.result is not None:
+        return job.result
     # ---- Models, prompts and demonstrations
     policy, tokenizer = load_causal_lm(cfg.policy)
     reward_model = load_reward_model(cfg.reward_model, tokenizer)
@@ -92,6 +108,6 @@ def run_rwsft(cfg: RWSFTConfig) -> dict:
         examples += [_encode(d.prompt, d.completion, tokenizer, max_len, d.where, cfg.alpha) for d in demos]
     # ---- 3. the weighted text loss
     out = Path(cfg.out)
-    stats = fit(policy, tokenizer, examples, cfg.train, out, resume=True, desc="rwsft")
-    return {"loss": stats.get("loss"), "samples": len(prompts) * cfg.n, "demonstrations": len(demos) if cfg.alpha else 0,
-            "max_weight": max(max(w) for w in weights), "out": str(out / "model")}
+    stats = fit(policy, tokenizer, examples, cfg.train, out, job=job, desc="rwsft")
+    return job.finish({"loss": stats.get("loss"), "samples": len(prompts) * cfg.n, "demonstrations": len(demos) if cfg.alpha else 0,
+            "max_weight": max(max(w) for w in weights), "out": str(out / "model")})

@@ -20,6 +20,7 @@ from rlhfkit.data.collate import encode_demonstration, pad_batch
 from rlhfkit.data.records import Comparison, Demonstration, load_comparisons
 from rlhfkit.models.heads import save_scalar_model, scalar_model_from_lm, sequence_rewards
 from rlhfkit.models.lm import context_length
+from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit
 
 Group = list  # the encoded answers of one comparison, best first
@@ -65,6 +66,10 @@ def pair_accuracy(group_scores: list[list[float]]) -> float:
 
 
 def run(cfg: RMConfig) -> dict:
+    cfg.validate()
+    job = Job.begin("rm", cfg, models={"model": cfg.model}, data={"data": cfg.data, "valid_data": cfg.valid_data})
+    if job.result is not None:
+        return job.result
     # ---- Model and data
     model, tokenizer = scalar_model_from_lm(cfg.model)
     max_len = cfg.max_len or context_length(model)
@@ -73,7 +78,7 @@ def run(cfg: RMConfig) -> dict:
         if cfg.valid_data else []
     # ---- Training
     out = Path(cfg.out)
-    fit(model, tokenizer, train, cfg.train, out, resume=cfg.resume, desc="rm",
+    fit(model, tokenizer, train, cfg.train, out, job=job, desc="rm",
         step_fn=lambda m, groups, ac: rm_step(m, groups, tokenizer.pad_token_id, ac, cfg.center))
     # ---- Normalise: training answers score 0 on average
     train_scores = score_groups(model, train[:512], tokenizer.pad_token_id)
@@ -83,4 +88,4 @@ def run(cfg: RMConfig) -> dict:
               "reward_offset": model.config.reward_offset, "comparisons": len(train), "out": str(out / "model")}
     if valid:
         result["valid_accuracy"] = pair_accuracy(score_groups(model, valid, tokenizer.pad_token_id))
-    return result
+    return job.finish(result)

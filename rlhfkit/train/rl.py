@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import shutil
 import statistics
 import time
@@ -40,7 +41,10 @@ from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.rollout.score import RewardFn, Scores, python_reward_fn, response_values, reward_model_fn, score
 from rlhfkit.rollout.types import Rollout
-from rlhfkit.train.loop import batch_at, load_weights, restore_trainer_state, trainer_state
+from rlhfkit.errors import RunError
+from rlhfkit.train.job import Job, last_good_checkpoint
+from rlhfkit.train.loop import (batch_at, check_step, check_weights, load_weights, open_log, restore_trainer_state,
+                                trainer_state)
 
 # (step, prompts, completions, raw reward scores) -> extra stats to log; used by the demo to
 # track the gold judge beside the proxy reward without the trainer ever importing it
@@ -76,8 +80,10 @@ def same_precision_logprobs(policy, r: Rollout, temperature: float) -> Rollout:
 
 # ---- 4. update -----------------------------------------------------------------------------
 def update(algo: str, policy, value_model, optimizer, r: Rollout, s: Scores, adv: torch.Tensor,
-           returns: torch.Tensor | None, beta: float, temperature: float, cfg, params: list) -> dict:
-    """`epochs` passes of shuffled minibatches; returns the mean of each minibatch stat."""
+           returns: torch.Tensor | None, beta: float, temperature: float, cfg, params: list,
+           guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
+    """`epochs` passes of shuffled minibatches; returns the mean of each minibatch stat. `guard`
+    sees each minibatch's loss and gradient norm before its optimizer step (and stops the run)."""
     ids, attn, mask = r.input_ids, r.attention_mask, r.response_mask.float()
     R = r.response_ids.size(1)
     logs: dict[str, list[float]] = {}
@@ -99,8 +105,8 @@ def update(algo: str, policy, value_model, optimizer, r: Rollout, s: Scores, adv
                                         cfg.clip)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf).item()
+            guard({"loss": loss.item(), "grad_norm": grad_norm}, {"loss": cfg.max_loss})
             optimizer.step()
             with torch.no_grad():
                 p = torch.softmax(logits, dim=-1)
@@ -112,14 +118,21 @@ def update(algo: str, policy, value_model, optimizer, r: Rollout, s: Scores, adv
 
 # ---- checkpoints ---------------------------------------------------------------------------
 def _save_checkpoint(path: Path, policy, value_model, tokenizer, optimizer, scheduler, kl: KLController,
-                     step: int) -> None:
+                     step: int, job: Job) -> None:
+    check_weights(job.stage, _models(policy, value_model), path.parent)
+
     def write(d: Path) -> None:
         policy.save_pretrained(d / "policy", safe_serialization=True)
         tokenizer.save_pretrained(d / "policy")
         if value_model is not None:
             value_model.save_pretrained(d / "value", safe_serialization=True)
         torch.save(trainer_state(optimizer, scheduler, step, kl=kl.state_dict()), d / "trainer_state.pt")
+        job.write_checkpoint_marker(d, step)
     save_atomic(path, write)
+
+
+def _models(policy, value_model) -> dict:
+    return {"policy": policy} | ({"value model": value_model} if value_model is not None else {})
 
 
 def _resume(path: Path, policy, value_model, optimizer, scheduler, kl: KLController) -> int:
@@ -134,8 +147,29 @@ def _resume(path: Path, policy, value_model, optimizer, scheduler, kl: KLControl
 
 
 # ---- the loop ------------------------------------------------------------------------------
+def check_rollouts(algo: str, step: int, scored: Scores, seq_kl: torch.Tensor, max_kl: float, out: Path) -> None:
+    """Stop before an update that would learn from non-finite rewards or values, or from a
+    policy that has drifted past `max_kl` from its reference (RunError)."""
+    for name, t in (("reward", scored.raw), ("value", scored.values)):
+        if t is not None and not torch.isfinite(t).all():
+            bad = (~torch.isfinite(t)).nonzero()[0].tolist()
+            raise RunError(f"{algo}: iteration {step}: {name} is {t[tuple(bad)].item()} for rollout {bad[0]}; "
+                           f"{last_good_checkpoint(out)}")
+    check_step(algo, step, {"kl": seq_kl.mean().item()}, {"kl": max_kl}, "mean sequence KL to the reference, "
+               "in nats", out)
+
+
 def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | None = None) -> dict:
+    cfg.validate()
     algo, hp, out = cfg.algo, cfg.rl, Path(cfg.out)
+    reward_source = cfg.reward.rsplit(":", 1)[0] if cfg.reward else ""
+    job = Job.begin(algo, cfg, models={"policy": cfg.policy, "value_model": cfg.value_model,
+                                        "reward_model": "" if reward_fn or cfg.reward else cfg.reward_model},
+                    data={"prompts": cfg.prompts, "reward": reward_source},
+                    # a function handed in from Python is known by its name only
+                    extra={"reward_fn": f"{reward_fn.__module__}:{reward_fn.__qualname__}"} if reward_fn else None)
+    if job.result is not None:
+        return job.result
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(hp.seed)
     # ---- Models: policy, frozen reference, reward, value
@@ -158,11 +192,11 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     optimizer = torch.optim.AdamW(params, lr=hp.lr, eps=1e-5)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / hp.steps))
     kl = KLController(hp.beta, hp.target_kl or None, hp.kl_horizon)
-    step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl) if cfg.resume else 0
+    step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
                            context_length(policy) - cfg.sample.max_new_tokens - 1)
     k = 1 if algo == "ppo" else hp.k
-    log = (out / "log.jsonl").open("a")
+    log = open_log(out / "log.jsonl", step)
     bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True)
     stats: dict = {}
     while step < hp.steps:
@@ -178,18 +212,21 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
                 rollout = same_precision_logprobs(policy, rollout, cfg.sample.temperature)
             scored = score(rollout, batch, reward, ref, value_model, cfg.sample.temperature,
                            hp.eos_penalty if hp.eos_trick else None)
+        seq_kl = ((rollout.logprobs - scored.ref_logprobs) * rollout.response_mask).sum(1)
+        check_rollouts(algo, step + 1, scored, seq_kl, hp.max_kl, out)
         # 3. advantages
         beta = kl.beta
         adv, returns = compute_advantages(algo, rollout, scored, beta, hp)
         # 4. update
         policy.train()
+        lr_now = f"lr {scheduler.get_last_lr()[0]:.1e}"
         stats = update(algo, policy, value_model, optimizer, rollout, scored, adv, returns, beta,
-                       cfg.sample.temperature, hp, params)
+                       cfg.sample.temperature, hp, params,
+                       lambda values, limits: check_step(algo, step + 1, values, limits, lr_now, out))
         scheduler.step()
         step += 1
         # ---- Log
         mask = rollout.response_mask.float()
-        seq_kl = ((rollout.logprobs - scored.ref_logprobs) * mask).sum(1)
         stats.update(
             step=step, score=scored.raw.mean().item(), kl=seq_kl.mean().item(),
             kl_k3=(kl_k3(rollout.logprobs, scored.ref_logprobs) * mask).sum(1).mean().item(),
@@ -205,12 +242,13 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
         bar.set_postfix(score=f"{stats['score']:.2f}", kl=f"{stats['kl']:.2f}", ent=f"{stats['entropy']:.2f}",
                         len=f"{stats['length']:.0f}")
         if hp.checkpoint_every and step % hp.checkpoint_every == 0 and step < hp.steps:
-            _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step)
+            _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step, job)
     bar.close()
     log.close()
     policy.eval()
+    check_weights(algo, _models(policy, value_model), out)
     save_model(out / "model", policy, tokenizer)
     if value_model is not None:
         save_model(out / "value", value_model, tokenizer)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
-    return {k: v for k, v in stats.items()} | {"out": str(out / "model")}
+    return job.finish(dict(stats) | {"out": str(out / "model")})

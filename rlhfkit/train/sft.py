@@ -19,6 +19,7 @@ from rlhfkit.data.records import Demonstration, Where, load_demonstrations
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.tasks.tldr.writers import reference_summary
+from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit, mean_lm_loss
 
 
@@ -39,6 +40,10 @@ def load_data(path: str, tokenizer, cfg: SFTConfig, split: str) -> list[Demonstr
 
 
 def run(cfg: SFTConfig) -> dict:
+    cfg.validate()
+    job = Job.begin("sft", cfg, models={"model": cfg.model}, data={"data": cfg.data, "valid_data": cfg.valid_data})
+    if job.result is not None:
+        return job.result
     # ---- Model and data
     model, tokenizer = load_causal_lm(cfg.model)
     max_len = cfg.max_len or context_length(model)
@@ -48,9 +53,9 @@ def run(cfg: SFTConfig) -> dict:
         if valid_path else []
     # ---- Training
     evaluate = (lambda: {"valid_loss": mean_lm_loss(model, valid, tokenizer.pad_token_id)}) if valid else None
-    stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), resume=cfg.resume, desc="sft", evaluate=evaluate)
+    stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc="sft", evaluate=evaluate)
     result = {"train_loss": stats.get("loss"), "examples": len(train), "out": str(Path(cfg.out) / "model")}
     if valid:
         result["valid_loss"] = mean_lm_loss(model, valid, tokenizer.pad_token_id)
         result["valid_ppl"] = math.exp(result["valid_loss"])
-    return result
+    return job.finish(result)

@@ -6,6 +6,7 @@ from rlhfkit.train import loop
 from rlhfkit.config import TrainConfig
 from rlhfkit.data.collate import encode_text
 from rlhfkit.models.lm import load_causal_lm
+from rlhfkit.train.job import Job
 from rlhfkit.train.loop import batch_at, fit
 from rlhfkit.train.pretrain import corpus
 
@@ -16,6 +17,10 @@ def test_data_order_covers_each_example_once_per_epoch():
     assert sorted(seen) == examples
 
 
+def _job(cfg, out):
+    return Job.begin("test", cfg, resume=True, out=out)
+
+
 def _examples(tok):
     return [encode_text(d, tok, 320) for d in corpus(0, "pretrain", 24)]
 
@@ -23,7 +28,7 @@ def _examples(tok):
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, monkeypatch):
     cfg = TrainConfig(lr=1e-2, batch_size=4, epochs=2, warmup_steps=2, checkpoint_every=5)
     model, tok = load_causal_lm(tiny_model_dir)
-    fit(model, tok, _examples(tok), cfg, tmp_path / "full")
+    fit(model, tok, _examples(tok), cfg, tmp_path / "full", job=_job(cfg, tmp_path / "full"))
 
     # the same run killed while building the batch of step 8; its checkpoint of step 5 survives
     calls = {"n": 0}
@@ -37,11 +42,11 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_pa
     monkeypatch.setattr(loop, "batch_at", dying_batch_at)
     model, tok = load_causal_lm(tiny_model_dir)
     with pytest.raises(KeyboardInterrupt):
-        fit(model, tok, _examples(tok), cfg, tmp_path / "cut")
+        fit(model, tok, _examples(tok), cfg, tmp_path / "cut", job=_job(cfg, tmp_path / "cut"))
     monkeypatch.setattr(loop, "batch_at", real_batch_at)
     assert not (tmp_path / "cut" / "model").exists()
     model, tok = load_causal_lm(tiny_model_dir)
-    fit(model, tok, _examples(tok), cfg, tmp_path / "cut")
+    fit(model, tok, _examples(tok), cfg, tmp_path / "cut", job=_job(cfg, tmp_path / "cut"))
 
     full, _ = load_causal_lm(tmp_path / "full")
     resumed, _ = load_causal_lm(tmp_path / "cut")
@@ -52,6 +57,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_pa
 def test_training_lowers_the_loss(tiny_model_dir, tmp_path):
     import json
     model, tok = load_causal_lm(tiny_model_dir)
-    fit(model, tok, _examples(tok), TrainConfig(lr=1e-2, batch_size=4, epochs=3, warmup_steps=2), tmp_path / "r")
+    cfg = TrainConfig(lr=1e-2, batch_size=4, epochs=3, warmup_steps=2)
+    fit(model, tok, _examples(tok), cfg, tmp_path / "r", job=_job(cfg, tmp_path / "r"))
     losses = [json.loads(line)["loss"] for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 1.0   # at least one nat lower

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -21,17 +23,20 @@ def _cfg(policy, out, algo="ppo"):
 @pytest.mark.parametrize("algo", ["ppo"])   # rloo and grpo share the loop and its checkpoints
 def test_rl_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, algo):
     rl.run(_cfg(tiny_model_dir, tmp_path / "full", algo), reward_fn=e_share)
-    calls = {"n": 0}
+    calls = {"n": 0, "die_at": 4}
 
-    def dies_at_iteration_4(prompts, completions):
+    def reward(prompts, completions):     # one function (one name, one job) that dies at iteration 4
         calls["n"] += 1
-        if calls["n"] == 4:
+        if calls["n"] == calls["die_at"]:
             raise KeyboardInterrupt
         return e_share(prompts, completions)
     with pytest.raises(KeyboardInterrupt):
-        rl.run(_cfg(tiny_model_dir, tmp_path / "cut", algo), reward_fn=dies_at_iteration_4)
+        rl.run(_cfg(tiny_model_dir, tmp_path / "cut", algo), reward_fn=reward)
     assert (tmp_path / "cut" / "checkpoint" / "trainer_state.pt").is_file()
-    rl.run(_cfg(tiny_model_dir, tmp_path / "cut", algo), reward_fn=e_share)
+    calls["die_at"] = 0
+    rl.run(_cfg(tiny_model_dir, tmp_path / "cut", algo), reward_fn=reward)
+    logged = [json.loads(line)["step"] for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4]    # the line of iteration 3, written after the checkpoint of 2, once
     full, _ = load_causal_lm(tmp_path / "full")
     resumed, _ = load_causal_lm(tmp_path / "cut")
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):

@@ -1,0 +1,183 @@
+"""A stage's output directory belongs to one job: fingerprints, resume guards, the finished marker.
+
+A job's fingerprint records what produced its output: each starting model (resolved path, hash
+of config.json, of the weight files and of the tokenizer files), each data file (path, size,
+hash) and every config field that changes the result. It is written inside each checkpoint
+(`checkpoint/job.json`) and, once the stage has finished, in `OUT/job.json`.
+
+Started again on the same `--out` (`resume` true, the default), a stage
+- returns the recorded result of a finished run of the same job, training nothing;
+- resumes from `OUT/checkpoint` when the checkpoint's fingerprint matches;
+- otherwise stops before writing anything, naming what differs.
+With `resume` false it starts over (the old checkpoint, log and marker are removed; the old
+`OUT/model` stays until the new one replaces it).
+
+    job = Job.begin("sft", cfg, models={"model": cfg.model}, data={"data": cfg.data})
+    if job.result is not None: return job.result       # finished before
+    ...
+    job.finish(result)
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from rlhfkit.errors import InputError
+
+# config fields that do not change what a run computes: changing them never blocks a resume
+IGNORED_FIELDS = {"out", "resume", "threads", "checkpoint_every", "max_loss", "max_kl", "json"}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja")
+FULL_HASH_BYTES = 64 << 20   # weight files up to this size are hashed whole
+SAMPLE_BYTES = 4 << 20       # larger ones: size, head and tail (every fine-tuning step rewrites both)
+
+
+class JobMismatch(InputError):
+    """`OUT` holds a checkpoint or a finished run of another job."""
+
+
+def _sha256_file(path: Path, limit: int | None = None) -> str:
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if limit is None or size <= 2 * limit:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            h.update(f.read(limit))
+            f.seek(size - limit)
+            h.update(f.read(limit))
+    return h.hexdigest()
+
+
+def model_fingerprint(path: str | Path) -> dict:
+    """Resolved path and hashes of a model directory's config, weights and tokenizer."""
+    from rlhfkit.models.lm import resolve_model_dir
+    d = resolve_model_dir(path)
+    if not d.is_dir():
+        return {"path": str(d.resolve()), "missing": True}
+    weights = sorted(p for p in d.iterdir() if p.suffix in (".safetensors", ".bin") or p.name.endswith(".index.json"))
+    config = d / "config.json"
+    return {
+        "path": str(d.resolve()),
+        "config": _sha256_file(config) if config.is_file() else None,
+        "weights": {p.name: [p.stat().st_size, _sha256_file(p, None if p.stat().st_size <= FULL_HASH_BYTES
+                                                             else SAMPLE_BYTES)] for p in weights},
+        "tokenizer": {n: _sha256_file(d / n) for n in TOKENIZER_FILES if (d / n).is_file()},
+    }
+
+
+def data_fingerprint(path: str) -> dict:
+    """Path, size and hash of a data file (every file of a directory); built-in worlds by name."""
+    p = Path(path)
+    if not p.exists():   # a built-in world ('tldr'), or a missing file the loader will report
+        return {"name": path}
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    return {"path": str(p.resolve()), "size": sum(f.stat().st_size for f in files),
+            "sha256": hashlib.sha256("".join(_sha256_file(f) for f in files).encode()).hexdigest()}
+
+
+def config_fingerprint(cfg: Any, paths: set[str]) -> dict:
+    """The config's fields minus those that do not change the result and the paths (hashed apart)."""
+    def strip(d: dict) -> dict:
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items()
+                if k not in IGNORED_FIELDS and k not in paths}
+    return strip(dataclasses.asdict(cfg))
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix.rstrip("."): d}
+    return {k: v for key, value in d.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """Dotted names of the leaves where two fingerprints differ."""
+    fa, fb = _flatten(a), _flatten(b)
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclasses.dataclass
+class Job:
+    stage: str
+    out: Path
+    fingerprint: dict
+    result: dict | None = None      # the recorded result when this job had already finished
+
+    @classmethod
+    def begin(cls, stage: str, cfg: Any, models: dict[str, str] | None = None, data: dict[str, str] | None = None,
+              resume: bool | None = None, out: str | Path | None = None, extra: dict | None = None) -> "Job":
+        """Fingerprint the job and check `out` against it, before anything is written. `extra`:
+        whatever else identifies the job (e.g. a reward function handed in from Python)."""
+        models = {k: v for k, v in (models or {}).items() if v}
+        data = {k: v for k, v in (data or {}).items() if v}
+        fingerprint = {"stage": stage, "models": {k: model_fingerprint(v) for k, v in models.items()},
+                       "data": {k: data_fingerprint(v) for k, v in data.items()},
+                       "config": config_fingerprint(cfg, set(models) | set(data))} | (extra or {})
+        job = cls(stage, Path(out if out is not None else cfg.out), fingerprint)
+        job.check(getattr(cfg, "resume", True) if resume is None else resume)
+        return job
+
+    def _refuse(self, what: Path, theirs: dict | None) -> None:
+        if theirs is None:
+            why = "it records no fingerprint (written by an older rlhfkit or another tool)"
+        else:
+            diff = differences(theirs, self.fingerprint)
+            why = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "") + " differ"
+        raise JobMismatch(f"{self.stage}: {what} belongs to another job ({why}); run with --resume false to "
+                          f"start over in {self.out}, or choose another --out")
+
+    def check(self, resume: bool) -> None:
+        marker, checkpoint = self.out / "job.json", self.out / "checkpoint"
+        if not resume:
+            for p in (checkpoint, checkpoint.with_name("checkpoint.old"), checkpoint.with_name("checkpoint.tmp")):
+                shutil.rmtree(p, ignore_errors=True)
+            for p in (marker, self.out / "log.jsonl"):
+                p.unlink(missing_ok=True)
+            return
+        done = _read_json(marker) if marker.is_file() else None
+        if marker.is_file():
+            if done is None or done.get("fingerprint") != self.fingerprint:
+                self._refuse(self.out, done and done.get("fingerprint"))
+            self.result = done.get("result", {})
+            print(f"{self.stage}: {self.out} already holds this finished job; nothing to do "
+                  "(--resume false trains it again)", file=sys.stderr)
+            return
+        from rlhfkit.models.lm import recover_atomic
+        recover_atomic(checkpoint)
+        if checkpoint.is_dir():
+            theirs = _read_json(checkpoint / "job.json")
+            if theirs is None or theirs.get("fingerprint") != self.fingerprint:
+                self._refuse(checkpoint, theirs and theirs.get("fingerprint"))
+
+    def write_checkpoint_marker(self, checkpoint_dir: Path, step: int) -> None:
+        """Stamp a checkpoint being written (inside its temporary directory) with this job and step."""
+        (checkpoint_dir / "job.json").write_text(json.dumps({"fingerprint": self.fingerprint, "step": step}))
+
+    def finish(self, result: dict) -> dict:
+        """Record the finished job and its result (atomically): a later identical run returns it."""
+        tmp = self.out / "job.json.tmp"
+        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "result": result}, indent=1, default=str))
+        os.replace(tmp, self.out / "job.json")
+        return result
+
+
+def last_good_checkpoint(out: Path) -> str:
+    """How a stopped run can be picked up again: its last checkpoint and step, if it wrote one."""
+    marker = _read_json(out / "checkpoint" / "job.json")
+    if marker is None:
+        return "no checkpoint was written; earlier outputs in the directory are untouched"
+    return f"last good checkpoint: {out / 'checkpoint'} at step {marker.get('step')}"

@@ -1,0 +1,138 @@
+"""A checkpoint belongs to its job; a finished job knows it is finished; a killed run's log is trimmed."""
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from rlhfkit.config import SFTConfig, TrainConfig
+from rlhfkit.errors import RunError
+from rlhfkit.models.lm import load_causal_lm, save_model
+from rlhfkit.train import loop, sft
+from rlhfkit.train.job import JobMismatch, differences
+
+
+def _demos(path, n=12, word="yes"):
+    path.write_text("".join(json.dumps({"prompt": f"POST: story {i}\nTL;DR:", "completion": f" {word} {i}"}) + "\n"
+                            for i in range(n)))
+    return path
+
+
+def _cfg(model, data, out, **train):
+    defaults = {"lr": 1e-2, "batch_size": 4, "epochs": 2, "warmup_steps": 1, "checkpoint_every": 2}
+    return SFTConfig(model=str(model), data=str(data), out=str(out), train=TrainConfig(**(defaults | train)))
+
+
+def _killed_at_step(monkeypatch, cfg, step):
+    """Run `cfg` until it is killed while building the batch of `step` (1-based)."""
+    real, calls = loop.batch_at, {"n": 0}
+
+    def dying(*args):
+        calls["n"] += 1
+        if calls["n"] == step:
+            raise KeyboardInterrupt
+        return real(*args)
+    monkeypatch.setattr(loop, "batch_at", dying)
+    with pytest.raises(KeyboardInterrupt):
+        sft.run(cfg)
+    monkeypatch.setattr(loop, "batch_at", real)
+
+
+def _snapshot(out):
+    return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def killed(tiny_model_dir, tmp_path, monkeypatch):
+    """An SFT run killed at step 4, its checkpoint at step 2 left in `out`."""
+    data, out = _demos(tmp_path / "demos.jsonl"), tmp_path / "out"
+    _killed_at_step(monkeypatch, _cfg(tiny_model_dir, data, out), 4)
+    assert json.loads((out / "checkpoint" / "job.json").read_text())["step"] == 2
+    return tiny_model_dir, data, out
+
+
+def _other_model(tiny_model_dir, tmp_path):
+    model, tok = load_causal_lm(tiny_model_dir)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(1.5)
+    save_model(tmp_path / "other_model", model, tok)
+    return tmp_path / "other_model"
+
+
+def _other_tokenizer(tiny_model_dir, tmp_path):
+    other = tmp_path / "other_tok"
+    shutil.copytree(tiny_model_dir, other)
+    config = json.loads((other / "tokenizer_config.json").read_text())
+    config["model_max_length"] = 77
+    (other / "tokenizer_config.json").write_text(json.dumps(config))
+    return other
+
+
+@pytest.mark.parametrize("change, named", [
+    ("model", "models.model.weights"),
+    ("tokenizer", "models.model.tokenizer"),
+    ("data", "data.data.sha256"),
+    ("config", "config.train.lr"),
+])
+def test_a_checkpoint_of_another_job_is_refused_before_anything_is_written(killed, tmp_path, change, named):
+    model, data, out = killed
+    before = _snapshot(out)
+    kwargs = {}
+    if change == "model":
+        model = _other_model(model, tmp_path)
+    elif change == "tokenizer":
+        model = _other_tokenizer(model, tmp_path)
+    elif change == "data":
+        data = _demos(tmp_path / "demos.jsonl", word="no")      # same path, other content
+    else:
+        kwargs = {"lr": 2e-2}
+    with pytest.raises(JobMismatch, match=rf"checkpoint belongs to another job \(.*{named}.*\); run with "
+                                          r"--resume false to start over"):
+        sft.run(_cfg(model, data, out, **kwargs))
+    assert _snapshot(out) == before
+
+
+def test_the_same_job_resumes_and_resume_false_starts_over(killed, tmp_path):
+    model, data, out = killed
+    stats = sft.run(_cfg(model, data, out))
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]             # the killed run's step 3 is not logged twice
+    other = _demos(tmp_path / "other.jsonl", word="no")
+    cfg = _cfg(model, other, out)
+    cfg.resume = False
+    assert sft.run(cfg)["train_loss"] != stats["train_loss"]
+
+
+def test_a_finished_job_is_not_trained_again(tiny_model_dir, tmp_path, capsys):
+    cfg = _cfg(tiny_model_dir, _demos(tmp_path / "demos.jsonl"), tmp_path / "out")
+    first = sft.run(cfg)
+    before = _snapshot(tmp_path / "out")
+    assert sft.run(cfg) == first
+    assert _snapshot(tmp_path / "out") == before
+    assert "already holds this finished job; nothing to do" in capsys.readouterr().err
+    other = _cfg(tiny_model_dir, tmp_path / "demos.jsonl", tmp_path / "out", lr=3e-2)
+    with pytest.raises(JobMismatch, match=r"belongs to another job \(config\.train\.lr differ\)"):
+        sft.run(other)
+    other.resume = False
+    assert sft.run(other)["train_loss"] != first["train_loss"]
+
+
+def test_differences_names_the_leaves():
+    a = {"models": {"m": {"weights": 1, "config": 2}}, "config": {"train": {"lr": 1}}}
+    b = {"models": {"m": {"weights": 1, "config": 3}}, "config": {"train": {"lr": 1, "seed": 0}}}
+    assert differences(a, b) == ["config.train.seed", "models.m.config"]
+
+
+def test_load_weights_refuses_missing_and_unexpected_keys(tiny_model_dir, tmp_path):
+    model, _ = load_causal_lm(tiny_model_dir)
+    weights = load_file(tiny_model_dir / "model.safetensors")
+    loop.load_weights(model, tiny_model_dir / "model.safetensors")        # a tied lm_head may be absent
+    extra = dict(weights) | {"extra.weight": torch.zeros(2)}
+    save_file(extra, tmp_path / "extra.safetensors")
+    with pytest.raises(RunError, match=r"unexpected \['extra.weight'\]"):
+        loop.load_weights(model, tmp_path / "extra.safetensors")
+    fewer = {k: v for k, v in weights.items() if "layers.0.mlp" not in k}
+    save_file(fewer, tmp_path / "fewer.safetensors")
+    with pytest.raises(RunError, match=r"missing \['model.layers.0.mlp"):
+        loop.load_weights(model, tmp_path / "fewer.safetensors")
