@@ -1,0 +1,66 @@
+"""Configs of the stages that learn from comparisons and rankings: the reward model, DPO / IPO, SLiC-HF."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
+from rlhfkit.config.sections import TrainConfig
+
+@dataclass
+class RMConfig:
+    """`rlhfkit rm`: train a reward model on comparisons and rankings (Bradley-Terry / K-way)."""
+    model: str = opt("runs/sft", "causal-LM directory whose backbone the reward model starts from")
+    data: str = opt("", "comparisons: chosen/rejected, ranked-list or summarize-from-feedback JSONL / Parquet")
+    valid_data: str = opt("", "held-out comparisons in the same formats, for accuracy against labels")
+    out: str = opt("runs/rm", "output directory: the reward model (AutoModelForSequenceClassification)",
+                   writes="dir")
+    max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)", ge=0)
+    center: float = opt(0.0, "weight of the centring term: each prompt's mean reward pulled to 0", ge=0)
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    train: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=1.0, warmup_steps=10),
+                             "optimisation; batch_size counts prompts (a ranking is one item)")
+
+    def validate(self) -> None:
+        check_fields(self)
+        if not self.data:
+            raise ConfigError("rm needs --data FILE (comparisons or rankings)")
+
+
+@dataclass
+class DPOConfig:
+    """`rlhfkit dpo`: DPO or IPO straight from comparisons and rankings (no reward model)."""
+    model: str = opt("runs/sft", "causal-LM directory to start from; also the frozen reference")
+    data: str = opt("", "comparisons: chosen/rejected, ranked-list or summarize-from-feedback JSONL / Parquet")
+    valid_data: str = opt("", "held-out comparisons, for the implicit reward's accuracy")
+    out: str = opt("runs/dpo", "output directory: the fine-tuned policy", writes="dir")
+    loss: str = opt("dpo", "dpo (-log sigmoid(beta h)) | ipo ((h - 1/(2 beta))^2)", choices=("dpo", "ipo"))
+    beta: float = opt(0.1, "strength of the implicit KL constraint", gt=0)
+    max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)", ge=0)
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
+                             "optimisation; batch_size counts prompts (a ranking is one item)")
+
+    def validate(self) -> None:
+        check_fields(self)
+        if not self.data:
+            raise ConfigError("dpo needs --data FILE (comparisons or rankings)")
+
+
+@dataclass
+class SLiCConfig:
+    """`rlhfkit slic`: SLiC-HF, a rank-calibration hinge plus a cross-entropy regulariser."""
+    model: str = opt("runs/sft", "causal-LM directory to start from")
+    data: str = opt("", "comparisons: chosen/rejected, ranked-list or summarize-from-feedback JSONL / Parquet")
+    valid_data: str = opt("", "held-out comparisons, for the log-likelihood ranking accuracy")
+    out: str = opt("runs/slic", "output directory: the fine-tuned policy", writes="dir")
+    delta: float = opt(1.0, "hinge margin on log pi(chosen) - log pi(rejected), in nats", ge=0)
+    reg_weight: float = opt(1.0, "weight of the per-token cross-entropy on the chosen answer", ge=0)
+    max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)", ge=0)
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
+                             "optimisation; batch_size counts prompts (a ranking is one item)")
+
+    def validate(self) -> None:
+        check_fields(self)
+        if not self.data:
+            raise ConfigError("slic needs --data FILE (comparisons or rankings)")

@@ -1,0 +1,42 @@
+"""Config of `rlhfkit rl`: PPO, RLOO or GRPO against a reward model or a Python reward function."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
+from rlhfkit.config.sections import RL_METHODS, RLAlgoConfig, SampleConfig, TaskConfig
+
+
+@dataclass
+class RLConfig:
+    """`rlhfkit rl`: RL fine-tuning against a reward model with a KL penalty (PPO, RLOO, GRPO)."""
+    algo: str = opt("ppo", "ppo | rloo | grpo", choices=RL_METHODS)
+    policy: str = opt("runs/sft", "causal-LM directory to start from; also the KL reference")
+    # no default: with one, `--reward` alone would leave a reward model named and ignored
+    reward_model: str = opt("", "reward model directory (from `rlhfkit rm`)")
+    reward: str = opt("", "instead of a reward model: a Python callable 'module:function' "
+                          "(prompts, completions) -> list[float]")
+    value_model: str = opt("", "ppo: value model to start from (default: the reward model, else the policy)")
+    prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
+    out: str = opt("runs/ppo", "output directory: model/ (policy), value/, log.jsonl", writes="dir")
+    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    task: TaskConfig = sub(TaskConfig, "the world, when prompts is 'tldr'")
+    rl: RLAlgoConfig = sub(RLAlgoConfig, "the update")
+    sample: SampleConfig = sub(SampleConfig, "sampling of rollouts")
+
+    def validate(self, with_reward_fn: bool = False) -> None:
+        """`with_reward_fn`: `train.rl.run` was handed a reward function in Python, which stands for --reward."""
+        check_fields(self)
+        self.rl.validate(self.algo)
+        if self.reward and ":" not in self.reward:
+            raise ConfigError(f"reward must look like 'module:function', got {self.reward!r}")
+        if self.reward and self.reward_model:
+            raise ConfigError(f"reward ({self.reward!r}) and reward_model ({self.reward_model!r}) are both given: "
+                              f"score with one of them")
+        if with_reward_fn and self.reward_model:
+            raise ConfigError(f"reward_model ({self.reward_model!r}) is given beside a reward function: "
+                              f"score with one of them")
+        if not (self.reward or with_reward_fn or self.reward_model):
+            raise ConfigError("rl needs --reward_model DIR or --reward module:function")
+        if self.value_model and self.algo != "ppo":
+            raise ConfigError(f"value_model is for ppo; {self.algo} learns no value model")
