@@ -18,7 +18,6 @@ the EOS trick gives an answer without EOS `eos_penalty` instead of its reward.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import shutil
@@ -39,7 +38,8 @@ from rlhfkit.models.heads import load_reward_model, load_scalar_model, scalar_mo
 from rlhfkit.models.lm import context_length, load_causal_lm, save_atomic, save_model
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.prompts import load_prompts
-from rlhfkit.rollout.score import RewardFn, Scores, python_reward_fn, response_values, reward_model_fn, score
+from rlhfkit.rollout.score import (RewardFn, Scores, load_reward_fn, python_reward_fn, response_values,
+                                   reward_model_fn, score)
 from rlhfkit.rollout.types import Rollout
 from rlhfkit.errors import RunError
 from rlhfkit.train.job import Job, last_good_checkpoint
@@ -49,11 +49,6 @@ from rlhfkit.train.loop import (batch_at, check_step, check_weights, load_weight
 # (step, prompts, completions, raw reward scores) -> extra stats to log; used by the demo to
 # track the gold judge beside the proxy reward without the trainer ever importing it
 StepHook = Callable[[int, list[str], list[str], list[float]], dict]
-
-
-def import_callable(spec: str) -> RewardFn:
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 # ---- 3. advantages -------------------------------------------------------------------------
@@ -153,7 +148,7 @@ def check_rollouts(algo: str, step: int, scored: Scores, seq_kl: torch.Tensor, m
     for name, t in (("reward", scored.raw), ("value", scored.values)):
         if t is not None and not torch.isfinite(t).all():
             bad = (~torch.isfinite(t)).nonzero()[0].tolist()
-            raise RunError(f"{algo}: iteration {step}: {name} is {t[tuple(bad)].item()} for rollout {bad[0]}; "
+            raise RunError(f"{algo}: step {step}: {name} is {t[tuple(bad)].item()} for rollout {bad[0]}; "
                            f"{last_good_checkpoint(out)}")
     check_step(algo, step, {"kl": seq_kl.mean().item()}, {"kl": max_kl}, "mean sequence KL to the reference, "
                "in nats", out)
@@ -178,7 +173,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     ref.requires_grad_(False)
     reward_model = None
     if reward_fn is not None or cfg.reward:
-        reward = python_reward_fn(reward_fn or import_callable(cfg.reward))
+        reward = python_reward_fn(reward_fn or load_reward_fn(cfg.reward))
     else:
         reward_model = load_reward_model(cfg.reward_model, tokenizer)
         reward = reward_model_fn(reward_model, tokenizer)
