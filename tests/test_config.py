@@ -6,6 +6,7 @@ from rlhfkit.cli import DATA_TASKS, LABEL_COMMANDS, MODEL_COMMANDS, STAGES, main
 from rlhfkit.config import (ArchConfig, ConfigError, DemoConfig, EvalConfig, PretrainConfig, RLAlgoConfig, RLConfig,
                             SFTConfig, TrainConfig, add_arguments, check_fields, check_max_len, from_args, to_dict)
 from rlhfkit.config.fields import leaves
+from rlhfkit.errors import InputError
 from rlhfkit.feedback.config import LabelExportConfig
 
 # the fields each command needs before its config is whole
@@ -267,3 +268,8 @@ def test_check_max_len():
         check_max_len(600, 512)
     with pytest.raises(ConfigError, match=r"^sample.max_new_tokens \(600\) is above"):
         check_max_len(600, 512, "sample.max_new_tokens")
+
+
+def test_config_errors_are_input_errors():
+    with pytest.raises(InputError):
+        check_max_len(600, 512)

@@ -19,8 +19,10 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from rlhfkit.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A config that contradicts itself, holds a value out of range or names an unknown field."""
 
 
