@@ -69,7 +69,7 @@ THREADS = 2
 TEMPERATURE = 0.7   # rlhfkit's default sampling temperature, given to TRL too
 LR = 3e-5
 BETA = 0.05
-BASE = Path(__file__).resolve().parents[1] / "models" / "tldr-base" / "model"
+BASE = Path(__file__).resolve().parents[1] / "rlhfkit" / "assets" / "tldr-base" / "model"
 
 
 def letter_reward(prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:

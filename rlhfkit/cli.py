@@ -1,15 +1,23 @@
 """`rlhfkit <stage>`: parse the stage's config from YAML and dotted flags, then run the stage.
 
-Nothing else lives here: each stage is `run(cfg)` in its own module.
+Nothing else lives here: each stage is `run(cfg)` in its own module. Every error the user can
+cause is one line on stderr, no traceback: exit 2 for usage and input errors (flags, config,
+data, model directories, reward modules: `rlhfkit.errors.InputError`), 1 for a run that fails
+while running (`RunError`, or the system's: disk full, permission denied). A failed stage leaves
+no empty `--out` directory behind it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import sys
+from pathlib import Path
+from typing import NoReturn
 
 from rlhfkit import config as C
+from rlhfkit.errors import InputError, RunError
 from rlhfkit.feedback import config as L
 from rlhfkit.models import config as M
 from rlhfkit.tasks.vader.config import DataVaderConfig, VaderExperimentConfig
@@ -46,8 +54,15 @@ def _first_line(cls: type) -> str:
     return line.split(": ", 1)[1] if line.startswith("`") else line
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (exit 2), like every other input error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlhfkit", description="RLHF and its supervised alternatives, "
+    parser = Parser(prog="rlhfkit", description="RLHF and its supervised alternatives, "
                                      "end to end. Run `rlhfkit <stage> --help` for a stage's options.")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     data = stages.add_parser("data", help="write a built-in task's data sets")
@@ -91,6 +106,8 @@ def _call(target: str, cfg) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    name = " ".join(filter(None, ("rlhfkit", args.stage, getattr(args, "task", None), getattr(args, "command", None),
+                                  getattr(args, "action", None))))
     if args.stage == "data":
         cls, target = DATA_TASKS[args.task]
     elif args.stage == "label":
@@ -103,20 +120,62 @@ def main(argv: list[str] | None = None) -> int:
         vars(args).pop(key, None)
     try:
         cfg = C.from_args(cls, args)
-    except C.ConfigError as e:
-        print(f"rlhfkit {sys.argv[1] if len(sys.argv) > 1 else ''}: config error: {e}", file=sys.stderr)
-        return 2
+    except (C.ConfigError, InputError) as e:
+        return _fail(f"{name}: config error: {e}", 2)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from rlhfkit.data.records import DataError
-    from rlhfkit.models.lm import ModelError
+    _quiet_transformers()
+    created = _created_by(Path(cfg.out)) if getattr(cfg, "out", "") else None
     try:
         result = _call(target, cfg)
-    except (DataError, ModelError) as e:
-        print(f"rlhfkit: error: {e}", file=sys.stderr)
-        return 1
+    except BaseException as e:
+        if created is not None:
+            _remove_if_empty(created)
+        if isinstance(e, KeyboardInterrupt):
+            return _fail(f"{name}: interrupted", 130)
+        code = _exit_code(e)
+        if code is None:     # a bug: its traceback is what a report needs
+            raise
+        return _fail(f"{name}: {'config ' if isinstance(e, C.ConfigError) else ''}error: {e}", code)
     if isinstance(result, dict) and not getattr(cfg, "json", False):
         print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
     return 0
+
+
+def _exit_code(e: BaseException) -> int | None:
+    if isinstance(e, (InputError, C.ConfigError)):
+        return 2
+    if isinstance(e, (RunError, OSError)):
+        return 1
+    return None
+
+
+def _fail(message: str, code: int) -> int:
+    print(" ".join(message.split()), file=sys.stderr)     # one line, whatever the message holds
+    return code
+
+
+def _quiet_transformers() -> None:
+    """No loading bars or warnings from transformers (unless TRANSFORMERS_VERBOSITY asks): the
+    stages report their own progress, and an error stays the one line on stderr."""
+    if "TRANSFORMERS_VERBOSITY" not in os.environ:
+        from transformers.utils import logging
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+
+
+def _created_by(out: Path) -> Path | None:
+    """The outermost directory of `out` that does not exist yet (what a run would create), or None."""
+    if out.exists():
+        return None
+    while not out.parent.exists():
+        out = out.parent
+    return out
+
+
+def _remove_if_empty(path: Path) -> None:
+    """Remove a directory the failed run created when it holds nothing but empty files."""
+    if path.is_dir() and all(f.is_dir() or f.stat().st_size == 0 for f in path.rglob("*")):
+        shutil.rmtree(path)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def test_bad_data_is_reported_with_file_and_line(tiny_model_dir, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "a"}\n')
     proc = rlhfkit("sft", "--model", tiny_model_dir, "--data", bad, "--out", tmp_path / "o", check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert f"{bad}:2: missing field 'completion'" in proc.stderr
     assert not (tmp_path / "o" / "model").exists()
 

@@ -28,9 +28,11 @@ def encode_demonstration(demo: Demonstration, tokenizer, max_len: int) -> Exampl
         prompt_ids = [tokenizer.bos_token_id] + prompt_ids
     n = len(prompt_ids) + len(response_ids)
     if n > max_len:
-        where = demo.where or "record"
-        raise DataError(f"{where}: field 'prompt'+'completion' is {n} tokens, longer than the model's "
-                        f"{max_len}; shorten it or raise max_len")
+        # named by the record's own fields (e.g. 'info.post'+'summaries[1].text'), so the user can find them
+        fields = [f"'{f}'" for f in demo.fields if f]
+        what = f"fields {'+'.join(fields)} are" if len(fields) > 1 else f"field {fields[0]} is"
+        raise DataError(f"{demo.where or 'record'}: {what} {n} tokens, longer than the model's {max_len}; "
+                        "shorten it or raise max_len")
     return Example(prompt_ids + response_ids, [IGNORE] * len(prompt_ids) + response_ids)
 
 

@@ -13,16 +13,15 @@ import math
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
-from rlhfkit.models.lm import ModelError, check_tokenizer, resolve_model_dir, save_atomic
+from rlhfkit.models.lm import ModelError, check_tokenizer, from_pretrained, resolve_model_dir, save_atomic
 
 
 def scalar_model_from_lm(path: str | Path):
     """A fresh reward model from a causal-LM directory: its backbone plus a new scalar head."""
     path = resolve_model_dir(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    model, tokenizer = from_pretrained(AutoModelForSequenceClassification, path, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
     d = model.config.hidden_size
     with torch.no_grad():
@@ -34,10 +33,7 @@ def scalar_model_from_lm(path: str | Path):
 def load_scalar_model(path: str | Path):
     """A trained reward (or value) model and its tokenizer."""
     path = resolve_model_dir(path)
-    if not (path / "config.json").is_file():
-        raise ModelError(f"{path}: not a Hugging Face model directory (no config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path)
+    model, tokenizer = from_pretrained(AutoModelForSequenceClassification, path)
     if model.config.num_labels != 1:
         raise ModelError(f"{path}: a reward model has one output, this one has {model.config.num_labels}")
     check_tokenizer(model, tokenizer, str(path))

@@ -5,6 +5,7 @@ checkpoints atomically.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -12,11 +13,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from rlhfkit.assets import shipped
 from rlhfkit.config import ArchConfig
-
-
-class ModelError(ValueError):
-    """A model directory that cannot be used as asked."""
+from rlhfkit.errors import ModelError   # defined with the other error classes; imported from here too
 
 
 def build_llama(arch: ArchConfig, tokenizer) -> LlamaForCausalLM:
@@ -32,8 +31,9 @@ def build_llama(arch: ArchConfig, tokenizer) -> LlamaForCausalLM:
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """A model directory, or a stage directory holding one in `model/` (e.g. `runs/sft`)."""
-    path = Path(path)
+    """A model directory, or a stage directory holding one in `model/` (e.g. `runs/sft`);
+    `models/tldr-base` is the package's copy when the working directory has none."""
+    path = shipped(path)
     if not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
         return path / "model"
     return path
@@ -42,16 +42,44 @@ def resolve_model_dir(path: str | Path) -> Path:
 def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32):
     """(model, tokenizer) from a local directory, checked to belong together."""
     path = resolve_model_dir(path)
-    if not (path / "config.json").is_file():
-        raise ModelError(f"{path}: not a Hugging Face model directory (no config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model, tokenizer = from_pretrained(AutoModelForCausalLM, path, dtype=dtype)
     model.eval()
     check_tokenizer(model, tokenizer, str(path))
     if tokenizer.pad_token is None:  # common for hub models; a distinct pad keeps EOS learnable
         tokenizer.add_special_tokens({"pad_token": "<pad>"})
         model.resize_token_embeddings(len(tokenizer))
     return model, tokenizer
+
+
+def from_pretrained(model_class, path: Path, **kwargs) -> tuple[PreTrainedModel, object]:
+    """(model, tokenizer) of a model directory; each way a directory is broken (no or malformed
+    config.json, no tokenizer, truncated or corrupt weights) is one ModelError naming the file."""
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelError(f"{path}: not a Hugging Face model directory (no config.json)")
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ModelError(f"{config}: not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{config}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+    if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+        raise ModelError(f"{path}: no tokenizer (neither tokenizer.json nor tokenizer_config.json); save the "
+                         "tokenizer with the model")
+    tokenizer = _loading(path, "tokenizer", AutoTokenizer.from_pretrained, path)
+    return _loading(path, "weights", model_class.from_pretrained, path, **kwargs), tokenizer
+
+
+def _loading(path: Path, what: str, load, *args, **kwargs):
+    """`load(*args, **kwargs)`, its failure a one-line ModelError."""
+    try:
+        return load(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 -- transformers reports a broken file as OSError, ValueError, SafetensorError...
+        message = " ".join(str(e).split())[:300] or type(e).__name__
+        weights = sorted(path.glob("*.safetensors"))
+        if type(e).__name__ == "SafetensorError" and len(weights) == 1:
+            raise ModelError(f"{weights[0]}: truncated or corrupt ({message})") from None
+        raise ModelError(f"{path}: cannot load its {what} ({message})") from None
 
 
 def check_tokenizer(model: PreTrainedModel, tokenizer, where: str) -> None:

@@ -10,11 +10,19 @@
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import math
+import os
+import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from rlhfkit.errors import InputError, RunError
 from rlhfkit.models.heads import last_token_index, sequence_rewards, token_values
 from rlhfkit.rollout.generate import token_logprobs
 from rlhfkit.rollout.types import Rollout
@@ -50,14 +58,106 @@ def reward_model_fn(model, tokenizer) -> Callable[[Rollout, list[str]], torch.Te
     return score
 
 
+# ---- A plain Python reward function --------------------------------------------------------
+def load_reward_fn(spec: str) -> RewardFn:
+    """The function `spec` names: `path/to/file.py:fn` (relative to the working directory, or
+    absolute) or `package.module:fn` (installed, or in the working directory). Each way of not
+    finding it (no file, no module, an import that fails, no such name, not callable) is one
+    InputError that says where."""
+    target, _, name = spec.rpartition(":")
+    if not target or not name:
+        raise InputError(f"reward {spec!r}: expected FILE.py:FUNCTION or MODULE:FUNCTION")
+    module = _import_file(spec, Path(target)) if target.endswith(".py") else _import_module(spec, target)
+    fn = getattr(module, name, None)
+    if fn is None:
+        own = sorted(k for k, v in vars(module).items()
+                     if callable(v) and not k.startswith("_") and getattr(v, "__module__", None) == module.__name__)
+        raise InputError(f"reward {spec!r}: {target} defines no {name!r} (it defines: {', '.join(own) or 'nothing'})")
+    if not callable(fn):
+        raise InputError(f"reward {spec!r}: {name!r} in {target} is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def _import_file(spec: str, path: Path):
+    if not path.is_file():
+        raise InputError(f"reward {spec!r}: no such file {path} (a relative path starts at {os.getcwd()})")
+    # named by the path as written, so the function reads `rewards.py:brevity` in messages
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(str(path), path))
+    if str(path.resolve().parent) not in sys.path:     # so it can import the files beside it
+        sys.path.append(str(path.resolve().parent))
+    sys.modules[module.__name__] = module              # dataclasses in it look themselves up there
+    try:
+        module.__spec__.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 -- whatever the user's module raises while it loads
+        del sys.modules[module.__name__]
+        raise _import_failed(spec, e) from None
+    return module
+
+
+def _import_module(spec: str, name: str):
+    # a console script's sys.path lacks the working directory: after the installed packages, so a
+    # file there never shadows one of them
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (name == e.name or name.startswith(e.name + ".")):
+            raise InputError(f"reward {spec!r}: no module {name!r} in the working directory ({os.getcwd()}) "
+                             "or the installed packages") from None
+        raise _import_failed(spec, e) from None
+    except Exception as e:  # noqa: BLE001 -- whatever the user's module raises while it loads
+        raise _import_failed(spec, e) from None
+
+
+def _import_failed(spec: str, e: Exception) -> InputError:
+    return InputError(f"reward {spec!r}: importing it failed at {_where(e)}: {type(e).__name__}: {e}")
+
+
+def _where(e: BaseException) -> str:
+    """file:line where `e` was raised (for a SyntaxError, the offending line), past importlib's frames."""
+    if isinstance(e, SyntaxError):
+        return f"{e.filename}:{e.lineno}"
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<frozen")]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+
+
 def python_reward_fn(fn: RewardFn) -> Callable[[Rollout, list[str]], torch.Tensor]:
-    """Score with a plain function of text."""
+    """Score with a plain function of text. What it returns is checked, one finite number per
+    completion; anything else stops the run (RunError) naming the function and the index."""
+    name = f"{getattr(fn, '__module__', None)}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+
     def score(rollout: Rollout, prompts: list[str]) -> torch.Tensor:
-        values = fn(prompts, rollout.texts)
+        try:
+            values = fn(prompts, rollout.texts)
+        except Exception as e:  # noqa: BLE001 -- the user's code; reported in one line with its place
+            raise RunError(f"reward {name} raised {type(e).__name__}: {e} (at {_where(e)})") from None
+        if not hasattr(values, "__len__") or isinstance(values, (str, bytes)):
+            raise RunError(f"reward {name} returned a {type(values).__name__}; expected a list of "
+                           f"{len(prompts)} numbers, one per completion")
         if len(values) != len(prompts):
-            raise ValueError(f"reward function returned {len(values)} scores for {len(prompts)} completions")
-        return torch.tensor([float(v) for v in values])
+            raise RunError(f"reward {name} returned {len(values)} values for {len(prompts)} completions")
+        scores = [_number(v) for v in values]
+        for i, (v, x) in enumerate(zip(values, scores)):
+            if x is None or not math.isfinite(x):
+                raise RunError(f"reward {name} returned {_short(v)} for prompt {i} of the batch "
+                               f"({_short(prompts[i])}); expected a finite number")
+        return torch.tensor(scores)
     return score
+
+
+def _number(v: object) -> float | None:
+    if isinstance(v, (str, bytes)):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError, RuntimeError):   # RuntimeError: a tensor of several elements
+        return None
+
+
+def _short(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def response_values(value_model, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -7,7 +7,8 @@ summaries of real web text. The shipped `models/tldr-base` was made by
     rlhfkit pretrain --out models/tldr-base
 
 and the run's figures (parameters, tokens seen, wall time, held-out perplexity) are written to
-`models/tldr-base/pretrain_report.json`.
+`OUT/pretrain_report.json`. The package ships it as `rlhfkit/assets/tldr-base` (with its report);
+the name `models/tldr-base` finds that copy when the working directory has none.
 """
 from __future__ import annotations
 
