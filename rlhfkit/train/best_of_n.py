@@ -53,6 +53,7 @@ def sample_candidates(policy, tokenizer, reward_model, prompts: list[str], n: in
 
 
 def run(cfg: BestOfNConfig) -> dict:
+    cfg.validate()
     # ---- Models and prompts
     policy, tokenizer = load_causal_lm(cfg.policy)
     reward_model = load_reward_model(cfg.reward_model, tokenizer)

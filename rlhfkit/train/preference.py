@@ -23,7 +23,7 @@ from tqdm import tqdm
 from rlhfkit.algorithms import dpo, slic
 from rlhfkit.algorithms.reward import group_pairs
 from rlhfkit.algorithms.sft import IGNORE
-from rlhfkit.config import DPOConfig, SLiCConfig
+from rlhfkit.config import DPOConfig, SLiCConfig, check_max_len
 from rlhfkit.data.collate import Example, pad_batch
 from rlhfkit.data.records import load_comparisons
 from rlhfkit.models.lm import context_length, load_causal_lm
@@ -116,6 +116,7 @@ def _load(cfg: DPOConfig | SLiCConfig, with_reference: bool) -> tuple:
     model, tokenizer = load_causal_lm(cfg.model)
     ref = load_causal_lm(cfg.model)[0] if with_reference else None
     max_len = cfg.max_len or context_length(model)
+    check_max_len(max_len, context_length(model))
 
     def groups(path: str) -> list[Group]:
         encoded = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(path)] if path else []

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from rlhfkit.algorithms.reward import ranking_loss
-from rlhfkit.config import RMConfig
+from rlhfkit.config import RMConfig, check_max_len
 from rlhfkit.data.collate import encode_demonstration, pad_batch
 from rlhfkit.data.records import Comparison, Demonstration, load_comparisons
 from rlhfkit.models.heads import save_scalar_model, scalar_model_from_lm, sequence_rewards
@@ -73,6 +73,7 @@ def run(cfg: RMConfig) -> dict:
     # ---- Model and data
     model, tokenizer = scalar_model_from_lm(cfg.model)
     max_len = cfg.max_len or context_length(model)
+    check_max_len(max_len, context_length(model))
     train = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.data)]
     valid = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.valid_data)] \
         if cfg.valid_data else []

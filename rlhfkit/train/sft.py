@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rlhfkit.config import SFTConfig
+from rlhfkit.config import SFTConfig, check_max_len
 from rlhfkit.data.collate import encode_demonstration
 from rlhfkit.data.records import Demonstration, Where, load_demonstrations
 from rlhfkit.models.lm import context_length, load_causal_lm
@@ -47,6 +47,7 @@ def run(cfg: SFTConfig) -> dict:
     # ---- Model and data
     model, tokenizer = load_causal_lm(cfg.model)
     max_len = cfg.max_len or context_length(model)
+    check_max_len(max_len, context_length(model))
     train = [encode_demonstration(d, tokenizer, max_len) for d in load_data(cfg.data, tokenizer, cfg, "train")]
     valid_path = cfg.valid_data or ("tldr" if cfg.data == "tldr" else "")
     valid = [encode_demonstration(d, tokenizer, max_len) for d in load_data(valid_path, tokenizer, cfg, "valid")] \

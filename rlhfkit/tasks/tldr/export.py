@@ -80,6 +80,7 @@ def write_all(cfg: DataTldrConfig) -> dict:
 
 
 def run(cfg: DataTldrConfig) -> dict:
+    cfg.validate()
     if cfg.stats:
         result = stats(cfg.task.seed, cfg.task.n_stats)
         if cfg.json:

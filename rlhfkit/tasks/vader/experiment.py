@@ -135,6 +135,7 @@ def reward_model_accuracy(rm, tok, data: Path) -> dict:
 
 
 def run(cfg: VaderExperimentConfig) -> dict:
+    cfg.validate()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}

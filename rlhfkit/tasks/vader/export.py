@@ -71,6 +71,7 @@ def _summary(stats: dict, out: Path) -> str:
 
 
 def run(cfg: DataVaderConfig) -> dict:
+    cfg.validate()
     started, out = time.perf_counter(), Path(cfg.out)
     # ---- 1. Read and check the ratings
     sentences, source = load_sentences(cfg.archive, cfg.cache_dir)
