@@ -280,6 +280,7 @@ def gold_vs_kl(per_seed: list[dict]) -> dict:
 
 
 def run(cfg: DemoConfig) -> dict:
+    cfg.validate()
     out = Path(cfg.out)
     t0 = time.time()
     # ---- The world's data sets, as files a user can inspect

