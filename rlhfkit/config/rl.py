@@ -10,10 +10,11 @@ from rlhfkit.config.sections import RL_METHODS, RLAlgoConfig, SampleConfig, Task
 @dataclass
 class RLConfig:
     """`rlhfkit rl`: RL fine-tuning against a reward model with a KL penalty (PPO, RLOO, GRPO)."""
-    algo: str = opt("ppo", "ppo | rloo | grpo", choices=RL_METHODS)
+    algo: str = opt("ppo", "the algorithm: ppo (with a value model), or rloo / grpo (k answers per prompt)",
+                    choices=RL_METHODS)
     policy: str = opt("runs/sft", "causal-LM directory to start from; also the KL reference")
     # no default: with one, `--reward` alone would leave a reward model named and ignored
-    reward_model: str = opt("", "reward model directory (from `rlhfkit rm`)")
+    reward_model: str = opt("", "reward model directory (from `rlhfkit rm`); or give --reward")
     reward: str = opt("", "instead of a reward model: a Python callable 'module:function' "
                           "(prompts, completions) -> list[float]")
     value_model: str = opt("", "ppo: value model to start from (default: the reward model, else the policy)")
