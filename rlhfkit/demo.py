@@ -57,7 +57,10 @@ def label_pairs(posts: list[Post], answers: list[list[str]], seed: int) -> tuple
     for post, (a, b) in zip(posts, answers, strict=True):
         first, second = rng.sample(LABELERS, 2)
         order = rank(first, [a, b], post.facts, rng)
-        agree.append(order == rank(second, [a, b], post.facts, rng))
+        same = order == rank(second, [a, b], post.facts, rng)
+        if a == b:      # twins hold no preference (`rlhfkit rm` refuses them); the draws above keep the others' labels
+            continue
+        agree.append(same)
         records.append({"prompt": post.prompt, "chosen": [a, b][order[0]], "rejected": [a, b][order[1]],
                         "labeler": first.name})
     return records, statistics.fmean(agree)
@@ -210,7 +213,8 @@ def score_reward_model(rm_dir: Path, posts: list[Post], records: list[dict]) -> 
     groups = [encode_comparison(Comparison(r["prompt"], (r["chosen"], r["rejected"])), tok, context_length(model))
               for r in records]
     scores = score_groups(model, groups, tok.pad_token_id)
-    pairs = [(p.facts, r["chosen"], r["rejected"]) for p, r in zip(posts, records)]
+    facts = {p.prompt: p.facts for p in posts}     # a post whose two answers were twins has no record
+    pairs = [(facts[r["prompt"]], r["chosen"], r["rejected"]) for r in records]
     return reward_model_report(pairs, [(s[0], s[1]) for s in scores])
 
 

@@ -1,9 +1,11 @@
 """What the app does, apart from HTTP: campaigns from rollout files, assignments, answers, export.
 
 A rollouts file is JSONL (or Parquet / `datasets`) with "prompt" and "completions" (2..K answers),
-as `rlhfkit label sample` writes. Rankings are stored as groups of candidate ids, best first; a
-group with several ids is a tie. Export turns them into the comparison records `rlhfkit rm` reads:
-a strict ranking becomes one K-way record, a ranking with ties its strictly ordered pairs.
+as `rlhfkit label sample` writes; any comparison file `rlhfkit rm` reads (chosen/rejected,
+summarize-from-feedback, ...) serves too, its answers shown to be labelled afresh. Rankings are
+stored as groups of candidate ids, best first; a group with several ids is a tie. Export turns them
+into the comparison records `rlhfkit rm` reads: a strict ranking becomes one K-way record, a ranking
+with ties its strictly ordered pairs.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import threading
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from rlhfkit.data.records import DataError, read_records, text_field
+from rlhfkit.data.records import DataError, read_records, to_comparison
 from rlhfkit.feedback.models import Answer, Assignment, Campaign, Candidate, Item, Labeler
 from rlhfkit.feedback.security import hash_token, new_token
 
@@ -24,12 +26,10 @@ def create_campaign(s: Session, name: str, path: str, overlap: int) -> Campaign:
     """A campaign with one item per record of `path`; every record is checked before any is stored."""
     records = []
     for where, record in read_records(path):
-        prompt = text_field(record, "prompt", where)
-        answers = record.get("completions")
-        if not isinstance(answers, list) or not 2 <= len(answers) <= 16:
-            raise DataError(f"{where}: field 'completions' must be a list of 2 to 16 answers")
-        records.append((prompt, [text_field({"completion": a}, "completion", where, allow_empty=True) for a in answers],
-                        str(where)))
+        c = to_comparison(record, where)
+        if len(c.ranked) > 16:
+            raise DataError(f"{where}: field 'completions' holds {len(c.ranked)} answers; a campaign item shows 2 to 16")
+        records.append((c.prompt, list(c.ranked), str(where)))
     if not records:
         raise DataError(f"{path}: no records")
     campaign = Campaign(name=name, overlap=overlap)
@@ -166,6 +166,8 @@ def export_records(s: Session, campaign_id: int) -> list[dict]:
             continue
         for hi, lo in itertools.combinations(range(len(answer.ranking)), 2):
             for a, b in itertools.product(answer.ranking[hi], answer.ranking[lo]):
+                if text[a] == text[b]:      # twins ranked apart hold no preference (`rlhfkit rm` refuses them)
+                    continue
                 out.append({"prompt": item.prompt, "chosen": text[a], "rejected": text[b], "labeler": labeler.name})
     return out
 

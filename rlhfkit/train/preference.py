@@ -25,7 +25,7 @@ from rlhfkit.algorithms.reward import group_pairs
 from rlhfkit.algorithms.sft import IGNORE
 from rlhfkit.config import DPOConfig, SLiCConfig, check_max_len
 from rlhfkit.data.collate import Example, pad_batch
-from rlhfkit.data.records import load_comparisons
+from rlhfkit.data.records import chat_template_of, load_comparisons
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import autocast_for, fit
@@ -119,7 +119,8 @@ def _load(cfg: DPOConfig | SLiCConfig, with_reference: bool) -> tuple:
     check_max_len(max_len, context_length(model))
 
     def groups(path: str) -> list[Group]:
-        encoded = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(path)] if path else []
+        comparisons = load_comparisons(path, chat_template_of(tokenizer)) if path else []
+        encoded = [encode_comparison(c, tokenizer, max_len) for c in comparisons]
         if ref is None:
             return [Group(g, [0.0] * len(g)) for g in encoded]
         return reference_groups(ref, encoded, tokenizer.pad_token_id, autocast_for(cfg.train))

@@ -17,7 +17,7 @@ import torch
 from rlhfkit.algorithms.reward import ranking_loss
 from rlhfkit.config import RMConfig, check_max_len
 from rlhfkit.data.collate import encode_demonstration, pad_batch
-from rlhfkit.data.records import Comparison, Demonstration, load_comparisons
+from rlhfkit.data.records import Comparison, chat_template_of, load_comparisons
 from rlhfkit.models.heads import save_scalar_model, scalar_model_from_lm, sequence_rewards
 from rlhfkit.models.lm import context_length
 from rlhfkit.train.job import Job
@@ -27,7 +27,7 @@ Group = list  # the encoded answers of one comparison, best first
 
 
 def encode_comparison(c: Comparison, tokenizer, max_len: int) -> Group:
-    return [encode_demonstration(Demonstration(c.prompt, answer, c.where), tokenizer, max_len) for answer in c.ranked]
+    return [encode_demonstration(d, tokenizer, max_len) for d in c.demonstrations()]
 
 
 def rm_step(model, groups: list[Group], pad_id: int, autocast, center: float = 0.0) -> tuple[torch.Tensor, dict]:
@@ -74,8 +74,9 @@ def run(cfg: RMConfig) -> dict:
     model, tokenizer = scalar_model_from_lm(cfg.model)
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))
-    train = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.data)]
-    valid = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.valid_data)] \
+    template = chat_template_of(tokenizer)
+    train = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.data, template)]
+    valid = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.valid_data, template)] \
         if cfg.valid_data else []
     # ---- Training
     out = Path(cfg.out)

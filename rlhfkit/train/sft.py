@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rlhfkit.config import SFTConfig, check_max_len
 from rlhfkit.data.collate import encode_demonstration
-from rlhfkit.data.records import Demonstration, Where, load_demonstrations
+from rlhfkit.data.records import Demonstration, Where, chat_template_of, load_demonstrations
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.tasks.tldr.writers import reference_summary
@@ -33,10 +33,7 @@ def load_data(path: str, tokenizer, cfg: SFTConfig, split: str) -> list[Demonstr
     if path == "tldr":
         n = cfg.task.n_train if split == "train" else cfg.task.n_valid
         return tldr_demonstrations(cfg.task.seed, split, n)
-    template = None
-    if getattr(tokenizer, "chat_template", None):
-        template = lambda msgs: tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)  # noqa: E731
-    return load_demonstrations(path, template)
+    return load_demonstrations(path, chat_template_of(tokenizer))
 
 
 def run(cfg: SFTConfig) -> dict:

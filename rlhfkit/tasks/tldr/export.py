@@ -69,9 +69,13 @@ def write_all(cfg: DataTldrConfig) -> dict:
     for post in splits["train"]:
         labeler = rng.choice(LABELERS)
         answers = [reference_summary(post, seed, slot)[1] for slot in range(1, cfg.k + 1)]
-        order = rank(labeler, answers[:2], post.facts, rng)
-        comparisons.append({"prompt": post.prompt, "chosen": answers[order[0]], "rejected": answers[order[1]],
-                            "labeler": labeler.name})
+        # the pair is the first answer and the next one that differs from it (a pair of twins holds no
+        # preference); every post draws the same labels either way
+        pair = [answers[0], next((a for a in answers[1:] if a != answers[0]), answers[1])]
+        order = rank(labeler, pair, post.facts, rng)
+        if pair[0] != pair[1]:
+            comparisons.append({"prompt": post.prompt, "chosen": pair[order[0]], "rejected": pair[order[1]],
+                                "labeler": labeler.name})
         order = rank(labeler, answers, post.facts, rng)
         rankings.append({"prompt": post.prompt, "completions": [answers[i] for i in order], "labeler": labeler.name})
     write_jsonl(out / "comparisons.jsonl", comparisons)
