@@ -155,11 +155,11 @@ def check_rollouts(algo: str, step: int, scored: Scores, seq_kl: torch.Tensor, m
 
 
 def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | None = None) -> dict:
-    cfg.validate()
+    cfg.validate(with_reward_fn=reward_fn is not None)
     algo, hp, out = cfg.algo, cfg.rl, Path(cfg.out)
     reward_source = cfg.reward.rsplit(":", 1)[0] if cfg.reward else ""
     job = Job.begin(algo, cfg, models={"policy": cfg.policy, "value_model": cfg.value_model,
-                                        "reward_model": "" if reward_fn or cfg.reward else cfg.reward_model},
+                                        "reward_model": cfg.reward_model},
                     data={"prompts": cfg.prompts, "reward": reward_source},
                     # a function handed in from Python is known by its name only
                     extra={"reward_fn": f"{reward_fn.__module__}:{reward_fn.__qualname__}"} if reward_fn else None)
