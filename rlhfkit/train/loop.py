@@ -102,33 +102,31 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
     autocast = autocast_for(cfg)
     model.train()
     stats: dict = {}
-    log = open_log(out / "log.jsonl", step)
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True)
-    t0, tokens = time.time(), 0
-    while step < total:
-        loss, stats = step_fn(model, batch_at(items, step, cfg.batch_size, cfg.seed), autocast)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        # the norm is always measured (an infinite max clips nothing) so a non-finite gradient is seen
-        stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf).item()
-        check_step(desc, step + 1, {"loss": loss.item(), "grad_norm": stats["grad_norm"]}, {"loss": cfg.max_loss},
-                   f"lr {scheduler.get_last_lr()[0]:.1e}", out)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        tokens += stats.pop("seq_tokens", 0)
-        stats.update(step=step, lr=scheduler.get_last_lr()[0], tok_per_s=tokens / (time.time() - t0))
-        bar.update(1)
-        bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.1e}", tok_s=f"{stats['tok_per_s']:.0f}")
-        if evaluate is not None and (step % max(1, total // 5) == 0 or step == total):
-            stats.update(evaluate())
-            model.train()
-        log.write(json.dumps(stats) + "\n")
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
-            log.flush()
-            _save_checkpoint(model, tokenizer, optimizer, scheduler, step, out / "checkpoint", job)
-    bar.close()
-    log.close()
+    with open_log(out / "log.jsonl", step) as log, bar:
+        t0, tokens = time.time(), 0
+        while step < total:
+            loss, stats = step_fn(model, batch_at(items, step, cfg.batch_size, cfg.seed), autocast)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            # the norm is always measured (an infinite max clips nothing) so a non-finite gradient is seen
+            stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf).item()
+            check_step(desc, step + 1, {"loss": loss.item(), "grad_norm": stats["grad_norm"]}, {"loss": cfg.max_loss},
+                       f"lr {scheduler.get_last_lr()[0]:.1e}", out)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            tokens += stats.pop("seq_tokens", 0)
+            stats.update(step=step, lr=scheduler.get_last_lr()[0], tok_per_s=tokens / (time.time() - t0))
+            bar.update(1)
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.1e}", tok_s=f"{stats['tok_per_s']:.0f}")
+            if evaluate is not None and (step % max(1, total // 5) == 0 or step == total):
+                stats.update(evaluate())
+                model.train()
+            log.write(json.dumps(stats) + "\n")
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+                log.flush()
+                _save_checkpoint(model, tokenizer, optimizer, scheduler, step, out / "checkpoint", job)
     model.eval()
     check_weights(desc, {"model": model}, out)
     save_model(out / "model", model, tokenizer)

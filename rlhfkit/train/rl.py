@@ -191,55 +191,54 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
                            context_length(policy) - cfg.sample.max_new_tokens - 1)
     k = 1 if algo == "ppo" else hp.k
-    log = open_log(out / "log.jsonl", step)
     bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True)
-    stats: dict = {}
-    while step < hp.steps:
-        t0 = time.time()
-        batch = [p for p in batch_at(prompts, step, hp.prompts_per_step, hp.seed) for _ in range(k)]
-        # 1. generate
-        policy.eval()
-        rollout = generate(policy, tokenizer, batch, temperature=cfg.sample.temperature,
-                           max_new_tokens=cfg.sample.max_new_tokens, seed=hp.seed * 100_003 + step)
-        # 2. score, in the precision of the update (so a ratio and a KL of equal models are exactly 1 and 0)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):
-            if hp.dtype == "bfloat16":
-                rollout = same_precision_logprobs(policy, rollout, cfg.sample.temperature)
-            scored = score(rollout, batch, reward, ref, value_model, cfg.sample.temperature,
-                           hp.eos_penalty if hp.eos_trick else None)
-        seq_kl = ((rollout.logprobs - scored.ref_logprobs) * rollout.response_mask).sum(1)
-        check_rollouts(algo, step + 1, scored, seq_kl, hp.max_kl, out)
-        # 3. advantages
-        beta = kl.beta
-        adv, returns = compute_advantages(algo, rollout, scored, beta, hp)
-        # 4. update
-        policy.train()
-        lr_now = f"lr {scheduler.get_last_lr()[0]:.1e}"
-        stats = update(algo, policy, value_model, optimizer, rollout, scored, adv, returns, beta,
-                       cfg.sample.temperature, hp, params,
-                       lambda values, limits: check_step(algo, step + 1, values, limits, lr_now, out))
-        scheduler.step()
-        step += 1
-        # ---- Log
-        mask = rollout.response_mask.float()
-        stats.update(
-            step=step, score=scored.raw.mean().item(), kl=seq_kl.mean().item(),
-            kl_k3=(kl_k3(rollout.logprobs, scored.ref_logprobs) * mask).sum(1).mean().item(),
-            rlhf_reward=(scored.scores - beta * seq_kl).mean().item(), beta=beta,
-            length=mask.sum(1).mean().item(), no_eos=(~rollout.ended).float().mean().item(),
-            lr=scheduler.get_last_lr()[0], seconds=time.time() - t0)
-        kl.update(stats["kl"], len(batch))
-        if on_step is not None:
-            stats.update(on_step(step, batch, rollout.texts, scored.raw.tolist()))
-        log.write(json.dumps(stats) + "\n")
-        log.flush()
-        bar.update(1)
-        bar.set_postfix(score=f"{stats['score']:.2f}", kl=f"{stats['kl']:.2f}", ent=f"{stats['entropy']:.2f}",
-                        len=f"{stats['length']:.0f}")
-        if hp.checkpoint_every and step % hp.checkpoint_every == 0 and step < hp.steps:
-            _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step, job)
-    bar.close()
-    log.close()
+    with open_log(out / "log.jsonl", step) as log, bar:
+        stats: dict = {}
+        while step < hp.steps:
+            t0 = time.time()
+            batch = [p for p in batch_at(prompts, step, hp.prompts_per_step, hp.seed) for _ in range(k)]
+            # 1. generate
+            policy.eval()
+            rollout = generate(policy, tokenizer, batch, temperature=cfg.sample.temperature,
+                               max_new_tokens=cfg.sample.max_new_tokens, seed=hp.seed * 100_003 + step)
+            # 2. score, in the precision of the update (so a ratio and a KL of equal models are exactly 1 and 0)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):
+                if hp.dtype == "bfloat16":
+                    rollout = same_precision_logprobs(policy, rollout, cfg.sample.temperature)
+                scored = score(rollout, batch, reward, ref, value_model, cfg.sample.temperature,
+                               hp.eos_penalty if hp.eos_trick else None)
+            seq_kl = ((rollout.logprobs - scored.ref_logprobs) * rollout.response_mask).sum(1)
+            check_rollouts(algo, step + 1, scored, seq_kl, hp.max_kl, out)
+            # 3. advantages
+            beta = kl.beta
+            adv, returns = compute_advantages(algo, rollout, scored, beta, hp)
+            # 4. update
+            policy.train()
+            lr_now = f"lr {scheduler.get_last_lr()[0]:.1e}"
+            stats = update(algo, policy, value_model, optimizer, rollout, scored, adv, returns, beta,
+                           cfg.sample.temperature, hp, params,
+                           lambda values, limits: check_step(algo, step + 1, values, limits, lr_now, out))
+            scheduler.step()
+            step += 1
+            # ---- Log
+            mask = rollout.response_mask.float()
+            stats.update(
+                step=step, score=scored.raw.mean().item(), kl=seq_kl.mean().item(),
+                kl_k3=(kl_k3(rollout.logprobs, scored.ref_logprobs) * mask).sum(1).mean().item(),
+                rlhf_reward=(scored.scores - beta * seq_kl).mean().item(), beta=beta,
+                length=mask.sum(1).mean().item(), no_eos=(~rollout.ended).float().mean().item(),
+                lr=scheduler.get_last_lr()[0], seconds=time.time() - t0)
+            kl.update(stats["kl"], len(batch))
+            if on_step is not None:
+                stats.update(on_step(step, batch, rollout.texts, scored.raw.tolist()))
+            log.write(json.dumps(stats) + "\n")
+            log.flush()
+            bar.update(1)
+            bar.set_postfix(score=f"{stats['score']:.2f}", kl=f"{stats['kl']:.2f}", ent=f"{stats['entropy']:.2f}",
+                            len=f"{stats['length']:.0f}")
+            if hp.checkpoint_every and step % hp.checkpoint_every == 0 and step < hp.steps:
+                _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step,
+                                 job)
     policy.eval()
     check_weights(algo, _models(policy, value_model), out)
     save_model(out / "model", policy, tokenizer)

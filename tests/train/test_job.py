@@ -136,3 +136,20 @@ def test_load_weights_refuses_missing_and_unexpected_keys(tiny_model_dir, tmp_pa
     save_file(fewer, tmp_path / "fewer.safetensors")
     with pytest.raises(RunError, match=r"missing \['model.layers.0.mlp"):
         loop.load_weights(model, tmp_path / "fewer.safetensors")
+
+
+def test_the_command_line_says_it_in_one_line_with_the_exit_code(tiny_model_dir, tmp_path, capsys):
+    from rlhfkit.cli import main
+    demos, out = _demos(tmp_path / "demos.jsonl"), tmp_path / "out"
+    args = ["sft", "--model", str(tiny_model_dir), "--data", str(demos), "--out", str(out), "--train.batch_size", "4",
+            "--train.checkpoint_every", "1"]
+    assert main(args + ["--train.lr", "1e30"]) == 1                          # diverges at step 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(f"last good checkpoint: {out / 'checkpoint'} at step 1") and "Traceback" not in err
+    assert main(args) == 2                                                    # that checkpoint is not this job's
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "checkpoint belongs to another job (config.train.lr differ)" in err
+    assert main(args + ["--resume", "false"]) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "already holds this finished job; nothing to do" in capsys.readouterr().err
