@@ -15,17 +15,23 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from rlhfkit.models.lm import ModelError, check_tokenizer, from_pretrained, resolve_model_dir, save_atomic
+from rlhfkit.models.lm import (ModelError, add_pad_token, check_tokenizer, from_pretrained, position_inputs,
+                               resolve_model_dir, save_atomic)
 
 
 def scalar_model_from_lm(path: str | Path):
-    """A fresh reward model from a causal-LM directory: its backbone plus a new scalar head."""
+    """A fresh reward model from a causal-LM directory: its backbone plus a new scalar head.
+    A tokenizer without a distinct pad gets the one `load_causal_lm` would give it, so the
+    reward model reads the same ids as a policy loaded from the same directory."""
     path = resolve_model_dir(path)
     model, tokenizer = from_pretrained(AutoModelForSequenceClassification, path, num_labels=1)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    d = model.config.hidden_size
+    add_pad_token(model, tokenizer)
+    model.config.pad_token_id = tokenizer.pad_token_id   # transformers' own forward finds the last token by it
+    head = score_head(model)
     with torch.no_grad():
-        model.score.weight.normal_(0.0, 1.0 / math.sqrt(d + 1))
+        head.weight.normal_(0.0, 1.0 / math.sqrt(head.in_features + 1))
+        if head.bias is not None:
+            head.bias.zero_()
     model.config.reward_offset = 0.0
     return model, tokenizer
 
@@ -41,12 +47,23 @@ def load_scalar_model(path: str | Path):
     return model, tokenizer
 
 
+def score_head(model) -> torch.nn.Linear:
+    """The scalar head. Every causal architecture's sequence-classification model in transformers
+    names it `score` (Llama, GPT-2, OPT, GPT-NeoX, Qwen2, Phi, Gemma, BLOOM, Falcon, ...)."""
+    head = getattr(model, "score", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise ModelError(f"{type(model).__name__}: no `score` head; rlhfkit reads rewards from a "
+                         "causal LM's sequence-classification model")
+    return head
+
+
 def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The scalar head at every position: (B, T)."""
-    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask,
-                         position_ids=position_ids).last_hidden_state        # (B, T, d)
-    return model.score(hidden).squeeze(-1).float()
+    # base_model is the backbone under whatever name the architecture gives it (model, transformer, gpt_neox)
+    backbone = model.base_model
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
+                      **position_inputs(backbone, attention_mask)).last_hidden_state   # (B, T, d)
+    return score_head(model)(hidden).squeeze(-1).float()
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ checkpoints atomically.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -16,6 +17,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from rlhfkit.assets import shipped
 from rlhfkit.config import ArchConfig
 from rlhfkit.errors import ModelError   # defined with the other error classes; imported from here too
+
+
+PAD_TOKEN = "<pad>"     # the pad added to tokenizers that lack a distinct one
 
 
 def build_llama(arch: ArchConfig, tokenizer) -> LlamaForCausalLM:
@@ -45,9 +49,7 @@ def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32):
     model, tokenizer = from_pretrained(AutoModelForCausalLM, path, dtype=dtype)
     model.eval()
     check_tokenizer(model, tokenizer, str(path))
-    if tokenizer.pad_token is None:  # common for hub models; a distinct pad keeps EOS learnable
-        tokenizer.add_special_tokens({"pad_token": "<pad>"})
-        model.resize_token_embeddings(len(tokenizer))
+    add_pad_token(model, tokenizer)
     return model, tokenizer
 
 
@@ -82,6 +84,34 @@ def _loading(path: Path, what: str, load, *args, **kwargs):
         raise ModelError(f"{path}: cannot load its {what} ({message})") from None
 
 
+def add_pad_token(model: PreTrainedModel, tokenizer) -> bool:
+    """Give the tokenizer a `<pad>` of its own when it has no pad, or only EOS as pad (GPT-2,
+    many hub models); True when one was added. A pad distinct from EOS keeps EOS learnable:
+    masking by pad id would otherwise hide it from the loss and from the reward's last token.
+
+    A new embedding row (and output row and bias) is the mean of the existing ones, never a
+    random draw, so two loads give bitwise-equal weights whatever the seed, and pad's logit is
+    an average one that a policy almost never samples."""
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:
+        return False
+    tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+    n_old = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > n_old:
+        with torch.random.fork_rng(devices=[]):      # resizing draws rows we overwrite: leave the caller's RNG be
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
+                if layer is None:                    # a sequence-classification model has no output embedding
+                    continue
+                layer.weight[n_old:] = layer.weight[:n_old].mean(dim=0)
+                if getattr(layer, "bias", None) is not None:
+                    layer.bias[n_old:] = layer.bias[:n_old].mean()
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None:     # a reward model has none
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return True
+
+
 def check_tokenizer(model: PreTrainedModel, tokenizer, where: str) -> None:
     n_embed = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > n_embed:
@@ -97,7 +127,24 @@ def check_tokenizer(model: PreTrainedModel, tokenizer, where: str) -> None:
 
 
 def context_length(model: PreTrainedModel) -> int:
-    return int(getattr(model.config, "max_position_embeddings", 2048))
+    """The longest sequence the model takes. Configs name it differently (GPT-2's `n_positions` is
+    mapped to `max_position_embeddings`, GPT-J says `n_ctx`); ALiBi models such as BLOOM have no
+    limit of their own, and get 2048."""
+    config = model.config.get_text_config()
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 2048
+
+
+def position_inputs(model: PreTrainedModel, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Forward keyword arguments that number the real tokens 0, 1, ... so a left-padded row sees
+    the positions it would alone: `position_ids` for models whose forward takes them (Llama,
+    GPT-2, OPT, GPT-NeoX, ...), nothing for those that read positions from the mask (BLOOM's ALiBi)."""
+    if "position_ids" not in inspect.signature(model.forward).parameters:
+        return {}
+    return {"position_ids": (attention_mask.cumsum(dim=1) - 1).clamp(min=0)}
 
 
 def save_atomic(path: str | Path, write) -> None:

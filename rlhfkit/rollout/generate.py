@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from rlhfkit.models.lm import context_length, position_inputs
 from rlhfkit.rollout.types import Rollout
 
 
@@ -41,8 +42,8 @@ def truncate_after_eos(response_ids: torch.Tensor, eos_id: int, pad_id: int) -> 
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
                     temperature: float) -> torch.Tensor:
     """Logits / T that predict each of the last n_response tokens: (B, R, V)."""
-    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+    logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                   **position_inputs(model, attention_mask)).logits
     return logits[:, -n_response - 1:-1].float() / temperature
 
 
@@ -60,8 +61,7 @@ def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], *, temperature: float, max_new_tokens: int,
              seed: int) -> Rollout:
-    max_len = int(getattr(model.config, "max_position_embeddings", 2048))
-    prompt_ids, prompt_mask = encode_prompts(prompts, tokenizer, max_len - max_new_tokens)
+    prompt_ids, prompt_mask = encode_prompts(prompts, tokenizer, context_length(model) - max_new_tokens)
     torch.manual_seed(seed)
     out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
                          temperature=temperature, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,

@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from rlhfkit.models.heads import last_token_index, scalar_model_from_lm, sequence_rewards
+from rlhfkit.models.heads import last_token_index, scalar_model_from_lm, sequence_rewards, token_values
+from rlhfkit.models.lm import ModelError
 
 
 def test_head_is_initialised_small(tiny_model_dir):
@@ -31,3 +33,12 @@ def test_reward_offset_is_subtracted(tiny_model_dir):
     before = sequence_rewards(model, ids, torch.ones_like(ids))
     model.config.reward_offset = 1.5
     assert torch.allclose(sequence_rewards(model, ids, torch.ones_like(ids)), before - 1.5)
+
+
+def test_a_model_without_a_score_head_is_named():
+    from transformers import BertConfig, BertForSequenceClassification
+    bert = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=16, num_labels=1))
+    ids = torch.tensor([[5, 6, 7]])
+    with pytest.raises(ModelError, match="BertForSequenceClassification: no `score` head"):
+        token_values(bert, ids, torch.ones_like(ids))

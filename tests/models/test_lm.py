@@ -1,6 +1,12 @@
-import pytest
+from types import SimpleNamespace
 
-from rlhfkit.models.lm import ModelError, load_causal_lm, save_atomic
+import pytest
+import torch
+from tokenizers import Tokenizer
+from transformers import (AutoTokenizer, BloomConfig, GPT2Config, LlamaConfig, PhiConfig, PhiForCausalLM,
+                          PreTrainedTokenizerFast)
+
+from rlhfkit.models.lm import ModelError, context_length, load_causal_lm, save_atomic, save_model
 
 
 def test_a_tokenizer_that_does_not_match_is_refused(tiny_model_dir, tmp_path, tiny_tokenizer):
@@ -34,3 +40,73 @@ def test_atomic_save_leaves_the_old_directory_when_the_write_fails(tmp_path):
 def test_a_stage_directory_loads_its_model(tiny_model_dir):
     model, tok = load_causal_lm(tiny_model_dir.parent)   # the fixture saved into <dir>/model
     assert model.config.vocab_size >= len(tok)
+
+
+# ---- A pad of its own, added the same way every time --------------------------------------------
+def without_pad(tokenizer) -> PreTrainedTokenizerFast:
+    """The fixture's tokenizer with no pad at all, as GPT-2's and many hub tokenizers are (its
+    `<pad>` renamed, so adding `<pad>` grows the vocabulary)."""
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str().replace('"<pad>"', '"<|unused|>"'))
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+@pytest.fixture(scope="module")
+def padless_dir(tmp_path_factory, tiny_tokenizer):
+    """A tiny Phi (its output layer untied and biased) whose tokenizer has no pad."""
+    tok = without_pad(tiny_tokenizer)
+    torch.manual_seed(0)
+    model = PhiForCausalLM(PhiConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                     num_attention_heads=2, bos_token_id=tok.bos_token_id,
+                                     eos_token_id=tok.eos_token_id))
+    torch.nn.init.normal_(model.lm_head.bias)       # zeros at init: a mean of zeros would prove nothing
+    path = tmp_path_factory.mktemp("padless") / "model"
+    save_model(path, model, tok)
+    return path
+
+
+def test_a_missing_pad_is_added_as_the_mean_row_whatever_the_seed(padless_dir):
+    torch.manual_seed(0)
+    a, tok = load_causal_lm(padless_dir)
+    torch.manual_seed(1)
+    b, _ = load_causal_lm(padless_dir)
+    n = len(tok) - 1
+    assert tok.pad_token == "<pad>" and tok.pad_token_id == n and a.config.pad_token_id == n
+    assert a.generation_config.pad_token_id == n
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+    emb, out = a.get_input_embeddings(), a.get_output_embeddings()
+    assert emb.weight.shape[0] == out.weight.shape[0] == n + 1
+    assert torch.equal(emb.weight[n], emb.weight[:n].mean(0)) and torch.equal(out.weight[n], out.weight[:n].mean(0))
+    assert out.bias[n] == out.bias[:n].mean()
+
+
+def test_adding_a_pad_leaves_the_callers_random_draws_alone(padless_dir):
+    torch.manual_seed(0)
+    load_causal_lm(padless_dir)
+    after_load = torch.rand(4)
+    torch.manual_seed(0)
+    assert torch.equal(after_load, torch.rand(4))
+
+
+def test_a_pad_that_is_eos_is_replaced_by_a_distinct_one(padless_dir, tmp_path):
+    import shutil
+    shutil.copytree(padless_dir, tmp_path / "m")
+    tok = AutoTokenizer.from_pretrained(padless_dir)
+    tok.pad_token = tok.eos_token                     # the usual workaround, which hides EOS from the loss
+    tok.save_pretrained(tmp_path / "m")
+    _, tok = load_causal_lm(tmp_path / "m")
+    assert tok.pad_token == "<pad>" and tok.pad_token_id != tok.eos_token_id
+
+
+def test_a_distinct_pad_is_kept(tiny_model_dir):
+    model, tok = load_causal_lm(tiny_model_dir)
+    assert tok.pad_token_id == 0 and model.get_input_embeddings().num_embeddings == len(tok)
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    (LlamaConfig(max_position_embeddings=320), 320),
+    (GPT2Config(n_positions=77), 77),              # GPT-2's own name for it
+    (BloomConfig(), 2048),                         # ALiBi: no limit of its own
+])
+def test_context_length_reads_each_architectures_name_for_it(config, expected):
+    assert context_length(SimpleNamespace(config=config)) == expected
