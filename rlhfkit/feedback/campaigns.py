@@ -28,7 +28,8 @@ def create_campaign(s: Session, name: str, path: str, overlap: int) -> Campaign:
     for where, record in read_records(path):
         c = to_comparison(record, where)
         if len(c.ranked) > 16:
-            raise DataError(f"{where}: field 'completions' holds {len(c.ranked)} answers; a campaign item shows 2 to 16")
+            raise DataError(f"{where}: field 'completions' holds {len(c.ranked)} answers; a campaign item "
+                            "shows 2 to 16")
         records.append((c.prompt, list(c.ranked), str(where)))
     if not records:
         raise DataError(f"{path}: no records")

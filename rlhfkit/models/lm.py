@@ -69,19 +69,19 @@ def from_pretrained(model_class, path: Path, **kwargs) -> tuple[PreTrainedModel,
         raise ModelError(f"{path}: no tokenizer (neither tokenizer.json nor tokenizer_config.json); save the "
                          "tokenizer with the model")
     tokenizer = _loading(path, "tokenizer", AutoTokenizer.from_pretrained, path)
-    return _loading(path, "weights", model_class.from_pretrained, path, **kwargs), tokenizer
+    return _loading(path, "model", model_class.from_pretrained, path, **kwargs), tokenizer
 
 
 def _loading(path: Path, what: str, load, *args, **kwargs):
     """`load(*args, **kwargs)`, its failure a one-line ModelError."""
     try:
         return load(*args, **kwargs)
-    except Exception as e:  # noqa: BLE001 -- transformers reports a broken file as OSError, ValueError, SafetensorError...
+    except Exception as e:  # noqa: BLE001 -- a broken file surfaces as OSError, ValueError, SafetensorError...
         message = " ".join(str(e).split())[:300] or type(e).__name__
         weights = sorted(path.glob("*.safetensors"))
         if type(e).__name__ == "SafetensorError" and len(weights) == 1:
             raise ModelError(f"{weights[0]}: truncated or corrupt ({message})") from None
-        raise ModelError(f"{path}: cannot load its {what} ({message})") from None
+        raise ModelError(f"{path}: cannot load the {what} ({message})") from None
 
 
 def add_pad_token(model: PreTrainedModel, tokenizer) -> bool:

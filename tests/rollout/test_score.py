@@ -1,6 +1,12 @@
+import math
+import re
+import sys
+
+import pytest
 import torch
 
-from rlhfkit.rollout.score import with_final_eos
+from rlhfkit.errors import InputError, RunError
+from rlhfkit.rollout.score import load_reward_fn, python_reward_fn, with_final_eos
 from rlhfkit.rollout.types import Rollout
 
 EOS, PAD = 2, 0
@@ -15,3 +21,89 @@ def test_eos_is_appended_only_to_answers_that_were_cut_off():
     ids, attn = with_final_eos(r, EOS, PAD)
     assert ids.tolist() == [[0, 5, 6, 11, EOS, PAD, PAD], [7, 8, 9, 12, 13, 14, EOS]]
     assert attn.tolist() == [[0, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]]
+
+
+# ---- a reward function the user wrote: found by file or module, its output checked
+REWARDS = "def brevity(prompts, completions):\n    return [-len(c) for c in completions]\n\nLIMIT = 3\n"
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, request):
+    """A working directory of the user's, with sys.path and imported modules restored afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    request.addfinalizer(lambda: [sys.modules.pop(m) for m in set(sys.modules) - before])
+    return tmp_path
+
+
+def test_reward_from_a_file_relative_or_absolute(workdir):
+    (workdir / "sub").mkdir()
+    (workdir / "sub" / "helper.py").write_text("def length(c):\n    return len(c)\n")
+    (workdir / "sub" / "r.py").write_text("from helper import length\n\ndef brevity(p, c):\n"
+                                          "    return [-length(x) for x in c]\n")
+    for spec in ("sub/r.py:brevity", f"{workdir}/sub/r.py:brevity"):
+        assert load_reward_fn(spec)(["p", "p"], ["ab", "abcd"]) == [-2, -4]
+
+
+def test_reward_from_a_module_in_the_working_directory(workdir):
+    (workdir / "my_rewards_cwd.py").write_text(REWARDS)
+    sys.path.remove("") if "" in sys.path else None    # as under the `rlhfkit` console script
+    assert load_reward_fn("my_rewards_cwd:brevity")(["p"], ["abc"]) == [-3]
+
+
+@pytest.mark.parametrize("files, spec, message", [
+    ({}, "nope.py:f", r"reward 'nope.py:f': no such file nope.py \(a relative path starts at "),
+    ({}, "no_such_reward_module:f", r"reward 'no_such_reward_module:f': no module 'no_such_reward_module' in the "
+                                     r"working directory"),
+    ({"r1.py": REWARDS}, "r1.py:length", r"reward 'r1.py:length': r1.py defines no 'length' \(it defines: brevity\)"),
+    ({"r2.py": REWARDS}, "r2.py:LIMIT", r"reward 'r2.py:LIMIT': 'LIMIT' in r2.py is a int, not a function"),
+    ({"r3.py": "def f(p, c):\n    return [0.0 for x in c\n"}, "r3.py:f",
+     r"reward 'r3.py:f': importing it failed at .*r3.py:2: SyntaxError: "),
+    ({"r4_mod.py": "import os\nraise RuntimeError('no key')\n"}, "r4_mod:f",
+     r"reward 'r4_mod:f': importing it failed at .*r4_mod.py:2: RuntimeError: no key"),
+    ({"r5_mod.py": "import not_installed_dependency\n"}, "r5_mod:f",
+     r"reward 'r5_mod:f': importing it failed at .*r5_mod.py:1: ModuleNotFoundError: No module named "
+     r"'not_installed_dependency'"),
+    ({}, "brevity", r"reward 'brevity': expected FILE.py:FUNCTION or MODULE:FUNCTION"),
+])
+def test_a_reward_that_cannot_be_found_says_why(workdir, files, spec, message):
+    for name, text in files.items():
+        (workdir / name).write_text(text)
+    with pytest.raises(InputError, match=message):
+        load_reward_fn(spec)
+
+
+def rollout_of(texts: list[str]) -> Rollout:
+    n = len(texts)
+    return Rollout(prompt_ids=torch.zeros(n, 1, dtype=torch.long), prompt_mask=torch.ones(n, 1, dtype=torch.long),
+                   response_ids=torch.zeros(n, 1, dtype=torch.long), response_mask=torch.ones(n, 1, dtype=torch.long),
+                   logprobs=torch.zeros(n, 1), texts=texts, ended=torch.ones(n, dtype=torch.bool))
+
+
+def bad_at_2(value):
+    def reward(prompts, completions):
+        return [1.0, 2.0, value, 4.0]
+    return reward
+
+
+@pytest.mark.parametrize("value, shown", [(math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf"), ("0.5", "'0.5'"),
+                                          (None, "None")])
+def test_a_reward_that_is_not_a_finite_number_stops_at_its_index(value, shown):
+    score = python_reward_fn(bad_at_2(value))
+    with pytest.raises(RunError, match=rf"reward .*test_score:bad_at_2\.<locals>\.reward returned {re.escape(shown)} "
+                                       r"for prompt 2 of the batch \('p2'\); expected a finite number"):
+        score(rollout_of(["a", "b", "c", "d"]), ["p0", "p1", "p2", "p3"])
+
+
+def test_a_reward_checked_for_count_and_errors_and_passed_through_when_good():
+    prompts = ["p0", "p1", "p2"]
+    with pytest.raises(RunError, match=r"reward .*:.*<lambda> returned 2 values for 3 completions"):
+        python_reward_fn(lambda p, c: [0.0, 1.0])(rollout_of(["a", "b", "c"]), prompts)
+    with pytest.raises(RunError, match=r"reward .*:.*<lambda> returned a float; expected a list of 3 numbers"):
+        python_reward_fn(lambda p, c: 1.0)(rollout_of(["a", "b", "c"]), prompts)
+    with pytest.raises(RunError, match=r"reward .*<lambda> raised ZeroDivisionError: division by zero "
+                                       r"\(at .*test_score.py:\d+\)"):
+        python_reward_fn(lambda p, c: [1 / 0])(rollout_of(["a", "b", "c"]), prompts)
+    scores = python_reward_fn(lambda p, c: [len(x) for x in c])(rollout_of(["a", "bb", ""]), prompts)
+    assert scores.tolist() == [1.0, 2.0, 0.0]
