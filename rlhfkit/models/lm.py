@@ -1,5 +1,6 @@
 """Causal LMs: build a small Llama from a config, load any local Hugging Face directory, save
-checkpoints atomically.
+checkpoints atomically; and what differs between architectures, read one way for all (context
+length, position ids, a pad token of its own).
 
     model, tok = load_causal_lm("models/tldr-base")
 """
@@ -12,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from rlhfkit.assets import shipped
 from rlhfkit.config import ArchConfig
@@ -68,20 +69,21 @@ def from_pretrained(model_class, path: Path, **kwargs) -> tuple[PreTrainedModel,
     if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
         raise ModelError(f"{path}: no tokenizer (neither tokenizer.json nor tokenizer_config.json); save the "
                          "tokenizer with the model")
-    tokenizer = _loading(path, "tokenizer", AutoTokenizer.from_pretrained, path)
-    return _loading(path, "model", model_class.from_pretrained, path, **kwargs), tokenizer
+    _loading(config, "it as a model config", AutoConfig.from_pretrained, path)   # names a bad field or model_type
+    tokenizer = _loading(path, "the tokenizer", AutoTokenizer.from_pretrained, path)
+    return _loading(path, "the model", model_class.from_pretrained, path, **kwargs), tokenizer
 
 
-def _loading(path: Path, what: str, load, *args, **kwargs):
+def _loading(where: Path, what: str, load, *args, **kwargs):
     """`load(*args, **kwargs)`, its failure a one-line ModelError."""
     try:
         return load(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 -- a broken file surfaces as OSError, ValueError, SafetensorError...
         message = " ".join(str(e).split())[:300] or type(e).__name__
-        weights = sorted(path.glob("*.safetensors"))
+        weights = sorted(where.glob("*.safetensors")) if where.is_dir() else []
         if type(e).__name__ == "SafetensorError" and len(weights) == 1:
             raise ModelError(f"{weights[0]}: truncated or corrupt ({message})") from None
-        raise ModelError(f"{path}: cannot load the {what} ({message})") from None
+        raise ModelError(f"{where}: cannot load {what} ({message})") from None
 
 
 def add_pad_token(model: PreTrainedModel, tokenizer) -> bool:

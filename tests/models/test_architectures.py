@@ -1,7 +1,8 @@
 """The architecture matrix: every stage, run a few steps through its `run(cfg)`, on tiny models of
-seven architectures built from configs (no hub): GPT-2 (with GPT-2's tokenizer conventions: one
+nine architectures built from configs (no hub): GPT-2 (with GPT-2's tokenizer conventions: one
 `<|endoftext|>` for BOS and EOS, no pad), Llama, Qwen2 (grouped-query attention), OPT (learned
-positions with an offset), GPT-NeoX (partial rotary), Phi (a biased output layer) and Gemma.
+positions with an offset), GPT-NeoX (partial rotary), Phi (a biased output layer), Gemma, BLOOM
+(ALiBi: no position ids) and Falcon.
 
 Stages chain as a user chains them: base -> sft; base -> rm; sft + rm -> everything else. The
 reward model starts from the base directory so that GPT-2's pad is added there too.
@@ -171,7 +172,7 @@ def test_sft_twice_with_one_seed_gives_bitwise_equal_weights(arch, base, sft_dir
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
-def test_rm_reads_the_reward_at_eos_as_transformers_does(arch, base, rm_dir, data):
+def test_rm_reads_the_reward_at_eos_as_transformers_does(arch, base, rm_dir):
     model = AutoModelForSequenceClassification.from_pretrained(rm_dir / "model")
     assert model.config.num_labels == 1
     rm, tok = load_scalar_model(rm_dir)
@@ -221,8 +222,9 @@ def test_rsft(arch, sft_dir, rm_dir, data):
 def test_rwsft(arch, sft_dir, rm_dir, data):
     out = sft_dir.parent / "rwsft"
     result = rejection.run_rwsft(RWSFTConfig(policy=str(sft_dir), reward_model=str(rm_dir), n=2,
-                                             demonstrations=str(data / "sft.jsonl"), prompts=str(data / "prompts.jsonl"),
-                                             n_prompts=2, out=str(out), sample=SAMPLE, train=FAST))
+                                             demonstrations=str(data / "sft.jsonl"),
+                                             prompts=str(data / "prompts.jsonl"), n_prompts=2, out=str(out),
+                                             sample=SAMPLE, train=FAST))
     assert result["samples"] == 4 and result["demonstrations"] == 6 and 1.0 <= result["max_weight"] <= 2.0
     assert_trained(sft_dir / "model", out / "model")
 
