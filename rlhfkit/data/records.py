@@ -120,7 +120,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[Where, dict]]:
     with f:
         for n, raw in enumerate(f, start=1):
             try:
-                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")   # a leading BOM is harmless
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8").rstrip("\r\n")   # a leading BOM is harmless
             except UnicodeDecodeError as e:
                 raise DataError(f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
                                 "save the file as UTF-8") from None

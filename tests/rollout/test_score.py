@@ -32,8 +32,8 @@ def workdir(tmp_path, monkeypatch, request):
     """A working directory of the user's, with sys.path and imported modules restored afterwards."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
-    request.addfinalizer(lambda: [sys.modules.pop(m) for m in set(sys.modules) - before])
+    request.addfinalizer(lambda: [sys.modules.pop(name) for name, m in list(sys.modules.items())
+                                  if str(getattr(m, "__file__", None)).startswith(str(tmp_path))])
     return tmp_path
 
 
