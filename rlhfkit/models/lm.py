@@ -149,6 +149,19 @@ def position_inputs(model: PreTrainedModel, attention_mask: torch.Tensor) -> dic
     return {"position_ids": (attention_mask.cumsum(dim=1) - 1).clamp(min=0)}
 
 
+def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    """Turn every dropout of `model` off, module and functional alike. RL and preference losses
+    compare log-probs of one text under two passes (ratio, KL, DPO margin); with dropout on they
+    differ by noise alone (GPT-2 and OPT checkpoints ship with 0.1)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        for attr in ("attention_dropout", "dropout", "attn_dropout", "resid_dropout"):
+            if isinstance(getattr(m, attr, None), float):
+                setattr(m, attr, 0.0)
+    return model
+
+
 def save_atomic(path: str | Path, write) -> None:
     """Write a directory atomically: `write(tmp_dir)` fills a sibling, which then replaces `path`.
     A kill at any moment leaves either the old directory or the new one, never half of one."""

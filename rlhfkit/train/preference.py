@@ -26,7 +26,7 @@ from rlhfkit.algorithms.sft import IGNORE
 from rlhfkit.config import DPOConfig, SLiCConfig, check_max_len
 from rlhfkit.data.collate import Example, pad_batch
 from rlhfkit.data.records import chat_template_of, load_comparisons
-from rlhfkit.models.lm import context_length, load_causal_lm
+from rlhfkit.models.lm import context_length, disable_dropout, load_causal_lm
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import autocast_for, fit
 from rlhfkit.train.reward_model import encode_comparison
@@ -114,6 +114,7 @@ def ranking_accuracy(model, groups: list[Group], pad_id: int, use_reference: boo
 def _load(cfg: DPOConfig | SLiCConfig, with_reference: bool) -> tuple:
     """The policy, and the train / valid comparisons as Groups (reference log-probs 0 without one)."""
     model, tokenizer = load_causal_lm(cfg.model)
+    disable_dropout(model)   # the margin compares the policy with its reference: no dropout noise in it
     ref = load_causal_lm(cfg.model)[0] if with_reference else None
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))

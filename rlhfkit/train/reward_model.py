@@ -71,6 +71,7 @@ def run(cfg: RMConfig) -> dict:
     if job.result is not None:
         return job.result
     # ---- Model and data
+    torch.manual_seed(cfg.train.seed)     # the new head's draw is part of the run, like the data order
     model, tokenizer = scalar_model_from_lm(cfg.model)
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))

@@ -35,7 +35,7 @@ from rlhfkit.algorithms.kl_control import KLController
 from rlhfkit.algorithms.stats import kl_k3, masked_mean
 from rlhfkit.config import RLConfig
 from rlhfkit.models.heads import load_reward_model, load_scalar_model, scalar_model_from_lm
-from rlhfkit.models.lm import context_length, load_causal_lm, save_atomic, save_model
+from rlhfkit.models.lm import context_length, disable_dropout, load_causal_lm, save_atomic, save_model
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.rollout.score import (RewardFn, Scores, load_reward_fn, python_reward_fn, response_values,
@@ -181,8 +181,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     if algo == "ppo":
         value_model = load_scalar_model(cfg.value_model)[0] if cfg.value_model else (
             load_scalar_model(cfg.reward_model)[0] if reward_model is not None else scalar_model_from_lm(cfg.policy)[0])
-        value_model.train()
-    policy.train()  # dropout is off in these models; train() only matters for models that have it
+        disable_dropout(value_model).train()
+    disable_dropout(policy).train()   # N+ detail: no dropout, so log-probs recomputed in the update match
     params = [p for m in (policy, value_model) if m is not None for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=hp.lr, eps=1e-5)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / hp.steps))

@@ -110,3 +110,15 @@ def test_a_distinct_pad_is_kept(tiny_model_dir):
 ])
 def test_context_length_reads_each_architectures_name_for_it(config, expected):
     assert context_length(SimpleNamespace(config=config)) == expected
+
+
+def test_disable_dropout_makes_training_mode_passes_equal():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from rlhfkit.models.lm import disable_dropout
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=16, n_layer=2, n_head=2, n_positions=32)).train()
+    ids = torch.randint(0, 50, (2, 12))
+    assert not torch.equal(model(ids).logits, model(ids).logits)      # GPT-2's default dropout 0.1
+    disable_dropout(model)
+    assert torch.equal(model(ids).logits, model(ids).logits)
