@@ -68,8 +68,21 @@ def test_bad_data_is_reported_with_file_and_line(tiny_model_dir, tmp_path):
     bad.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "a"}\n')
     proc = rlhfkit("sft", "--model", tiny_model_dir, "--data", bad, "--out", tmp_path / "o", check=False)
     assert proc.returncode == 2
-    assert f"{bad}:2: missing field 'completion'" in proc.stderr
-    assert not (tmp_path / "o" / "model").exists()
+    assert proc.stderr == f"rlhfkit sft: error: {bad}:2: missing field 'completion' (fields: ['prompt'])\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_console_script_finds_a_reward_module_in_the_working_directory(tiny_model_dir, tmp_path):
+    """`rlhfkit` (not `python -m`) runs without the working directory on sys.path; `--reward
+    module:fn` still finds the user's module there. It returns NaN, so the run stops at once."""
+    (tmp_path / "my_reward.py").write_text("def nan(prompts, completions):\n    return [float('nan')] * len(prompts)\n")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "rlhfkit"), "rl", "--algo", "grpo",
+                           "--policy", str(tiny_model_dir), "--reward", "my_reward:nan", "--out", "run", "--rl.k", "2",
+                           "--rl.prompts_per_step", "2", "--sample.max_new_tokens", "4", *TINY_TASK],
+                          capture_output=True, text=True, env={**ENV, "PYTHONPATH": ""}, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("rlhfkit rl: error: reward my_reward:nan returned nan for prompt 0 ")
+    assert not (tmp_path / "run").exists()      # a failed run leaves no empty --out
 
 
 def test_config_errors_exit_2():
