@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -106,7 +105,8 @@ CASES = [
      2, r"d\.jsonl:1: field 'messages\[0\]\.content' holds a lone surrogate"),
     ("malformed json", lambda e: sft(e, e.jsonl("d.jsonl", GOOD_DEMO, GOOD_DEMO, '{"prompt": "P",')),
      2, r"d\.jsonl:3: malformed JSON \(Expecting property name enclosed in double quotes at column 16\)"),
-    ("not an object", lambda e: sft(e, e.jsonl("d.jsonl", ["P", "C"])), 2, r"d\.jsonl:1: expected a JSON object, got list"),
+    ("not an object", lambda e: sft(e, e.jsonl("d.jsonl", ["P", "C"])),
+     2, r"d\.jsonl:1: expected a JSON object, got list"),
     ("missing completion", lambda e: sft(e, e.jsonl("d.jsonl", GOOD_DEMO, {"prompt": "P"})),
      2, r"d\.jsonl:2: missing field 'completion' \(fields: \['prompt'\]\)"),
     ("empty completion", lambda e: sft(e, e.jsonl("d.jsonl", {"prompt": "P", "completion": "  "})),
@@ -121,8 +121,8 @@ CASES = [
      2, r"d\.jsonl:1: field 'messages\[0\]\.content' must be a string, got list"),
     ("empty file", lambda e: sft(e, e.raw("d.jsonl", b"\n\n")), 2, r"d\.jsonl: no records"),
     ("missing file", lambda e: sft(e, "nowhere.jsonl"), 2, r"nowhere\.jsonl: no such file or directory"),
-    ("too long demonstration", lambda e: sft(e, e.jsonl("d.jsonl", GOOD_DEMO, {"prompt": "word " * 80, "completion": " C"}),
-                                             "--max_len", "32"),
+    ("too long demonstration", lambda e: sft(e, e.jsonl("d.jsonl", GOOD_DEMO, {"prompt": "word " * 80,
+                                                                               "completion": " C"}), "--max_len", "32"),
      2, r"d\.jsonl:2: fields 'prompt'\+'completion' are \d+ tokens, longer than the model's 32"),
     ("too long messages", lambda e: sft(e, e.jsonl("d.jsonl", {"messages": messages(("user", "word " * 80), ANSWER)}),
                                         "--max_len", "32"),
@@ -165,7 +165,8 @@ CASES = [
     ("ranking of one", lambda e: rm(e, e.jsonl("c.jsonl", {"prompt": "P", "completions": [" a"]})),
      2, r"c\.jsonl:1: field 'completions' must be a list of at least 2 answers"),
     ("unknown comparison format", lambda e: rm(e, e.jsonl("c.jsonl", {"question": "Q", "answer": "A"})),
-     2, r"c\.jsonl:1: expected 'prompt' with 'chosen'/'rejected' or 'completions'.*\(fields: \['answer', 'question'\]\)"),
+     2, r"c\.jsonl:1: expected 'prompt' with 'chosen'/'rejected' or 'completions'.*"
+        r"\(fields: \['answer', 'question'\]\)"),
     ("comparison not utf-8", lambda e: rm(e, e.raw("c.jsonl", b'{"prompt": "P", "chosen": "\xc3(", "rejected": "b"}\n'),
                                           "slic"),
      2, r"c\.jsonl:1: not UTF-8 text \(byte 0xc3 at column 28\)"),
@@ -200,10 +201,11 @@ CASES = [
     ("not a model directory", lambda e: (e.root / "empty").mkdir() or rm(e, e.jsonl("c.jsonl", GOOD_PAIR),
                                                                         model="empty"),
      2, r"empty: not a Hugging Face model directory \(no config\.json\)"),
-    ("broken reward model", lambda e: rl(e, "--reward_model", e.broken_model(lambda m: cut_in_half(m / "model.safetensors"))),
+    ("broken reward model", lambda e: rl(e, "--reward_model", e.broken_model(
+        lambda m: cut_in_half(m / "model.safetensors"))),
      2, r"m/model\.safetensors: truncated or corrupt"),
-    ("eval of a broken policy", lambda e: ["eval", "--policies", f"base={e.broken_model(lambda m: (m / 'config.json').write_text('{'))}",
-                                           "--kl_ref", "", "--n_prompts", "4", "--out", "out", *TINY_TASK],
+    ("eval of a broken policy", lambda e: ["eval", "--policies", "base=" + e.broken_model(
+        lambda m: (m / "config.json").write_text("{")), "--kl_ref", "", "--n_prompts", "4", "--out", "out", *TINY_TASK],
      2, r"m/config\.json:1: malformed JSON"),
     # ---- the user's reward function: found, imported, and its output checked
     ("reward file missing", lambda e: rl(e, "--reward", "rewards.py:brevity"),
@@ -218,7 +220,8 @@ CASES = [
     ("reward dependency missing", lambda e: reward(e, "r.py", "import numpy\nimport not_a_real_dependency\n", "r.py:f"),
      2, r"reward 'r\.py:f': importing it failed at \S*r\.py:2: ModuleNotFoundError: No module named "
         r"'not_a_real_dependency'"),
-    ("reward function missing", lambda e: reward(e, "r.py", "def brevity(p, c):\n    return [0.0] * len(c)\n", "r.py:f"),
+    ("reward function missing", lambda e: reward(e, "r.py", "def brevity(p, c):\n    return [0.0] * len(c)\n",
+                                                 "r.py:f"),
      2, r"reward 'r\.py:f': r\.py defines no 'f' \(it defines: brevity\)"),
     ("reward not callable", lambda e: reward(e, "r.py", "f = 3\n", "r.py:f"),
      2, r"reward 'r\.py:f': 'f' in r\.py is a int, not a function"),
@@ -229,14 +232,16 @@ CASES = [
      1, r"reward r\.py:f returned -inf for prompt 0 of the batch"),
     ("reward returns too few", lambda e: reward(e, "r.py", "def f(p, c):\n    return [1.0]\n", "r.py:f"),
      1, r"reward r\.py:f returned 1 values for 8 completions"),
-    ("reward returns text", lambda e: reward(e, "r.py", "def f(p, c):\n    return [str(len(x)) for x in c]\n", "r.py:f"),
+    ("reward returns text", lambda e: reward(e, "r.py", "def f(p, c):\n    return [str(len(x)) for x in c]\n",
+                                             "r.py:f"),
      1, r"reward r\.py:f returned '\d+' for prompt 0 of the batch .*; expected a finite number"),
     ("reward raises", lambda e: reward(e, "r.py", "def f(p, c):\n    return [1 / 0 for x in c]\n", "r.py:f"),
      1, r"reward r\.py:f raised ZeroDivisionError: division by zero \(at \S*r\.py:2\)"),
     # ---- labeling campaigns from rollouts, comparisons and summarize-from-feedback files
     ("campaign twins", lambda e: campaign(e, e.jsonl("c.jsonl", GOOD_PAIR, GOOD_PAIR | {"rejected": " a"})),
      2, r"c\.jsonl:2: fields 'chosen' and 'rejected' hold the same answer"),
-    ("campaign too many answers", lambda e: campaign(e, e.jsonl("r.jsonl", {"prompt": "P", "completions": list("abcdefghijklmnopq")})),
+    ("campaign too many answers", lambda e: campaign(e, e.jsonl("r.jsonl", {"prompt": "P",
+                                                                           "completions": list("abcdefghijklmnopq")})),
      2, r"r\.jsonl:1: field 'completions' holds 17 answers; a campaign item shows 2 to 16"),
     ("campaign summarize-from-feedback", lambda e: campaign(e, e.jsonl("c.jsonl", sff(), sff(choice=None))),
      2, r"c\.jsonl:2: field 'choice' must be 0 or 1, got None"),

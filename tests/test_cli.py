@@ -184,3 +184,23 @@ def test_supervised_stages_from_the_command_line(tiny_model_dir, tmp_path):
             assert json.loads(out)["valid_accuracy"] > 0.7, (extra, out)
         else:
             assert 0 <= json.loads(out)["valid_accuracy"] <= 1 and (out_dir / "model" / "model.safetensors").is_file()
+
+
+def test_formats_users_bring(tiny_model_dir, tmp_path):
+    """TRL's conversational and implicit-prompt pairs train DPO; a labeling campaign starts from a
+    summarize-from-feedback file's train split."""
+    user, answer = {"role": "user", "content": "Is it red?"}, {"role": "assistant", "content": " Yes."}
+    pairs = [{"prompt": [user], "chosen": [answer], "rejected": [{"role": "assistant", "content": " No."}]},
+             {"chosen": [user, answer], "rejected": [user, {"role": "assistant", "content": " Blue."}]},
+             {"chosen": "Q: is it red?\nA: yes", "rejected": "Q: is it red?\nA: no"}]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    out = json.loads(rlhfkit("dpo", "--model", tiny_model_dir, "--data", tmp_path / "pairs.jsonl", "--out",
+                             tmp_path / "dpo", "--train.batch_size", "3").stdout)
+    assert out["comparisons"] == 3
+    sff = [{"info": {"post": f"post {i}", "title": "T", "subreddit": "r"}, "split": split, "choice": i % 2,
+            "summaries": [{"text": f" a{i}"}, {"text": f" b{i}"}]}
+           for i, split in enumerate(["train", "valid1", "train"])]
+    (tmp_path / "sff.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sff))
+    created = json.loads(rlhfkit("label", "campaign", "create", "--from", f"{tmp_path / 'sff.jsonl'}:train",
+                                 "--db", f"sqlite:///{tmp_path / 'labels.db'}").stdout)
+    assert created["items"] == 2
