@@ -73,13 +73,15 @@ def model_fingerprint(path: str | Path) -> dict:
     }
 
 
-def data_fingerprint(path: str) -> dict:
-    """Path, size and hash of a data file (every file of a directory); built-in worlds by name."""
-    p = Path(path)
+def data_fingerprint(spec: str) -> dict:
+    """Path, size and hash of a data file (every file of a directory; `FILE:SPLIT` hashes FILE and
+    records SPLIT); built-in worlds by name."""
+    from rlhfkit.data.records import split_spec
+    p, split = split_spec(spec)
     if not p.exists():   # a built-in world ('tldr'), or a missing file the loader will report
-        return {"name": path}
+        return {"name": spec}
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    return {"path": str(p.resolve()), "size": sum(f.stat().st_size for f in files),
+    return {"path": str(p.resolve()), "split": split, "size": sum(f.stat().st_size for f in files),
             "sha256": hashlib.sha256("".join(_sha256_file(f) for f in files).encode()).hexdigest()}
 
 

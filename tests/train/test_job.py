@@ -153,3 +153,14 @@ def test_the_command_line_says_it_in_one_line_with_the_exit_code(tiny_model_dir,
     capsys.readouterr()
     assert main(args) == 0
     assert "already holds this finished job; nothing to do" in capsys.readouterr().err
+
+
+def test_a_split_of_a_file_is_fingerprinted_by_the_files_content(tmp_path):
+    from rlhfkit.train.job import data_fingerprint
+    f = tmp_path / "pairs.jsonl"
+    f.write_text('{"split": "train"}\n')
+    before = data_fingerprint(f"{f}:train")
+    assert before["split"] == "train" and before["path"] == str(f.resolve())
+    f.write_text('{"split": "train", "x": 1}\n')
+    assert data_fingerprint(f"{f}:train")["sha256"] != before["sha256"]
+    assert data_fingerprint("tldr") == {"name": "tldr"}
