@@ -189,7 +189,7 @@ def test_reward_and_reward_model_together_are_refused(capsys):
 
 
 def test_rl_needs_a_reward():
-    with pytest.raises(ConfigError, match="rl needs --reward_model DIR or --reward module:function"):
+    with pytest.raises(ConfigError, match="rl needs --reward_model DIR or --reward FILE.py:FUNCTION"):
         RLConfig().validate()
     RLConfig(reward="m:f").validate()
     RLConfig(reward_model="runs/rm").validate()

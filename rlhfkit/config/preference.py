@@ -10,7 +10,8 @@ from rlhfkit.config.sections import TrainConfig
 class RMConfig:
     """`rlhfkit rm`: train a reward model on comparisons and rankings (Bradley-Terry / K-way)."""
     model: str = opt("runs/sft", "causal-LM directory whose backbone the reward model starts from")
-    data: str = opt("", "comparisons: chosen/rejected, ranked-list or summarize-from-feedback JSONL / Parquet")
+    data: str = opt("", "comparisons: chosen/rejected (texts, TRL message lists or implicit prompt), ranked-list "
+                        "or summarize-from-feedback JSONL / Parquet / `datasets` dir; FILE:SPLIT keeps one split")
     valid_data: str = opt("", "held-out comparisons in the same formats, for accuracy against labels")
     out: str = opt("runs/rm", "output directory: the reward model (AutoModelForSequenceClassification)",
                    writes="dir")
@@ -30,7 +31,8 @@ class RMConfig:
 class DPOConfig:
     """`rlhfkit dpo`: DPO or IPO straight from comparisons and rankings (no reward model)."""
     model: str = opt("runs/sft", "causal-LM directory to start from; also the frozen reference")
-    data: str = opt("", "comparisons: chosen/rejected, ranked-list or summarize-from-feedback JSONL / Parquet")
+    data: str = opt("", "comparisons: chosen/rejected (texts, TRL message lists or implicit prompt), ranked-list "
+                        "or summarize-from-feedback JSONL / Parquet / `datasets` dir; FILE:SPLIT keeps one split")
     valid_data: str = opt("", "held-out comparisons, for the implicit reward's accuracy")
     out: str = opt("runs/dpo", "output directory: the fine-tuned policy", writes="dir")
     loss: str = opt("dpo", "dpo (-log sigmoid(beta h)) | ipo ((h - 1/(2 beta))^2)", choices=("dpo", "ipo"))
@@ -50,7 +52,8 @@ class DPOConfig:
 class SLiCConfig:
     """`rlhfkit slic`: SLiC-HF, a rank-calibration hinge plus a cross-entropy regulariser."""
     model: str = opt("runs/sft", "causal-LM directory to start from")
-    data: str = opt("", "comparisons: chosen/rejected, ranked-list or summarize-from-feedback JSONL / Parquet")
+    data: str = opt("", "comparisons: chosen/rejected (texts, TRL message lists or implicit prompt), ranked-list "
+                        "or summarize-from-feedback JSONL / Parquet / `datasets` dir; FILE:SPLIT keeps one split")
     valid_data: str = opt("", "held-out comparisons, for the log-likelihood ranking accuracy")
     out: str = opt("runs/slic", "output directory: the fine-tuned policy", writes="dir")
     delta: float = opt(1.0, "hinge margin on log pi(chosen) - log pi(rejected), in nats", ge=0)

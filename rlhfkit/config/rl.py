@@ -15,8 +15,9 @@ class RLConfig:
     policy: str = opt("runs/sft", "causal-LM directory to start from; also the KL reference")
     # no default: with one, `--reward` alone would leave a reward model named and ignored
     reward_model: str = opt("", "reward model directory (from `rlhfkit rm`); or give --reward")
-    reward: str = opt("", "instead of a reward model: a Python callable 'module:function' "
-                          "(prompts, completions) -> list[float]")
+    reward: str = opt("", "instead of a reward model: a Python function (prompts, completions) -> list[float], "
+                          "as FILE.py:FUNCTION (a path from the working directory) or MODULE:FUNCTION (installed, "
+                          "or in the working directory)")
     value_model: str = opt("", "ppo: value model to start from (default: the reward model, else the policy)")
     prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
     out: str = opt("runs/ppo", "output directory: model/ (policy), value/, log.jsonl", writes="dir")
@@ -30,7 +31,7 @@ class RLConfig:
         check_fields(self)
         self.rl.validate(self.algo)
         if self.reward and ":" not in self.reward:
-            raise ConfigError(f"reward must look like 'module:function', got {self.reward!r}")
+            raise ConfigError(f"reward must look like 'FILE.py:FUNCTION' or 'MODULE:FUNCTION', got {self.reward!r}")
         if self.reward and self.reward_model:
             raise ConfigError(f"reward ({self.reward!r}) and reward_model ({self.reward_model!r}) are both given: "
                               f"score with one of them")
@@ -38,6 +39,6 @@ class RLConfig:
             raise ConfigError(f"reward_model ({self.reward_model!r}) is given beside a reward function: "
                               f"score with one of them")
         if not (self.reward or with_reward_fn or self.reward_model):
-            raise ConfigError("rl needs --reward_model DIR or --reward module:function")
+            raise ConfigError("rl needs --reward_model DIR or --reward FILE.py:FUNCTION | MODULE:FUNCTION")
         if self.value_model and self.algo != "ppo":
             raise ConfigError(f"value_model is for ppo; {self.algo} learns no value model")
