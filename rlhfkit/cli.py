@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         vars(args).pop(key, None)
     try:
         cfg = C.from_args(cls, args)
-    except (C.ConfigError, InputError) as e:
+    except InputError as e:
         return _fail(f"{name}: config error: {e}", 2)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _quiet_transformers()
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _exit_code(e: BaseException) -> int | None:
-    if isinstance(e, (InputError, C.ConfigError)):
+    if isinstance(e, InputError):      # ConfigError, DataError, ModelError, JobMismatch
         return 2
     if isinstance(e, (RunError, OSError)):
         return 1
