@@ -21,6 +21,10 @@ from typing import Any
 
 from rlhfkit.errors import InputError
 
+# the `resume` field of every training stage (rlhfkit.train.job decides what belongs to a job)
+RESUME_HELP = ("true: continue this job from its checkpoint in `out`, or return its recorded result if it "
+               "finished; a checkpoint or result of another job is refused. false: start over")
+
 
 class ConfigError(InputError):
     """A config that contradicts itself, holds a value out of range or names an unknown field."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
+from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
 from rlhfkit.config.sections import TrainConfig
 
 @dataclass
@@ -17,7 +17,7 @@ class RMConfig:
                    writes="dir")
     max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)", ge=0)
     center: float = opt(0.0, "weight of the centring term: each prompt's mean reward pulled to 0", ge=0)
-    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    resume: bool = opt(True, RESUME_HELP)
     train: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=1.0, warmup_steps=10),
                              "optimisation; batch_size counts prompts (a ranking is one item)")
 
@@ -38,7 +38,7 @@ class DPOConfig:
     loss: str = opt("dpo", "dpo (-log sigmoid(beta h)) | ipo ((h - 1/(2 beta))^2)", choices=("dpo", "ipo"))
     beta: float = opt(0.1, "strength of the implicit KL constraint", gt=0)
     max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)", ge=0)
-    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    resume: bool = opt(True, RESUME_HELP)
     train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
                              "optimisation; batch_size counts prompts (a ranking is one item)")
 
@@ -59,7 +59,7 @@ class SLiCConfig:
     delta: float = opt(1.0, "hinge margin on log pi(chosen) - log pi(rejected), in nats", ge=0)
     reg_weight: float = opt(1.0, "weight of the per-token cross-entropy on the chosen answer", ge=0)
     max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)", ge=0)
-    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    resume: bool = opt(True, RESUME_HELP)
     train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
                              "optimisation; batch_size counts prompts (a ranking is one item)")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
+from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
 from rlhfkit.config.sections import RL_METHODS, RLAlgoConfig, SampleConfig, TaskConfig
 
 
@@ -21,7 +21,7 @@ class RLConfig:
     value_model: str = opt("", "ppo: value model to start from (default: the reward model, else the policy)")
     prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
     out: str = opt("runs/ppo", "output directory: model/ (policy), value/, log.jsonl", writes="dir")
-    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world, when prompts is 'tldr'")
     rl: RLAlgoConfig = sub(RLAlgoConfig, "the update")
     sample: SampleConfig = sub(SampleConfig, "sampling of rollouts")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
+from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
 from rlhfkit.config.sections import ArchConfig, SampleConfig, TaskConfig, TrainConfig
 
 
@@ -29,6 +29,7 @@ class DataTldrConfig:
 class PretrainConfig:
     """`rlhfkit pretrain`: train the BPE tokenizer and the base model on the world's text."""
     out: str = opt("models/tldr-base", "output directory (a Hugging Face model directory)", writes="dir")
+    resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world whose text is the corpus")
     arch: ArchConfig = sub(ArchConfig, "model shape")
     # 5 epochs at batch 16: shorter runs leave a model that writes fluent TL;DRs of facts it
@@ -49,7 +50,7 @@ class SFTConfig:
     valid_data: str = opt("", "optional held-out file in the same format, for the validation loss")
     out: str = opt("runs/sft", "output directory: the fine-tuned model and its checkpoints", writes="dir")
     max_len: int = opt(0, "longest prompt + response in tokens (0: the model's context length)", ge=0)
-    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world, when data is 'tldr'")
     train: TrainConfig = sub(lambda: TrainConfig(epochs=2.0), "optimisation")
 
@@ -93,7 +94,7 @@ class RSFTConfig:
     prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
     prompts_per_round: int = opt(500, "prompts sampled each round (taken in turn from the prompt set)", ge=1)
     out: str = opt("runs/rsft", "output directory: round<r>/ per round, model/ the last", writes="dir")
-    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world, when prompts is 'tldr'")
     sample: SampleConfig = sub(SampleConfig, "sampling of the candidates")
     train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
@@ -118,7 +119,7 @@ class RWSFTConfig:
     prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
     n_prompts: int = opt(500, "prompts to sample for", ge=1)
     out: str = opt("runs/rwsft", "output directory: the fine-tuned policy", writes="dir")
-    resume: bool = opt(True, "continue from the latest checkpoint in `out` if there is one")
+    resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world, when prompts or demonstrations are 'tldr'")
     sample: SampleConfig = sub(SampleConfig, "sampling of the candidates")
     train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=32, epochs=1.0, warmup_steps=10),

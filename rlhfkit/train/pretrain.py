@@ -47,7 +47,7 @@ def perplexity(model, tokenizer, docs: list[str], max_len: int) -> float:
 
 def run(cfg: PretrainConfig) -> dict:
     cfg.validate()
-    job = Job.begin("pretrain", cfg, resume=True)
+    job = Job.begin("pretrain", cfg)
     if job.result is not None:
         return job.result
     out = Path(cfg.out)
