@@ -87,25 +87,20 @@ class Stopwatch:
         self._t = now
 
 
-def finished(path: Path) -> bool:
-    """A stage's final output exists: a demo started again skips it (the stages resume themselves too)."""
-    return (path / "model" / "config.json").is_file() or path.is_file()
-
-
 def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     task, clock = cfg.task, Stopwatch()
     # ---- 1. SFT on the reference TL;DRs
-    if not finished(d / "sft"):
-        sft.run(SFTConfig(model=cfg.base_model, data=str(data / "sft_train.jsonl"),
-                          valid_data=str(data / "sft_valid.jsonl"), out=str(d / "sft"), task=task,
-                          train=replace(cfg.sft, seed=seed)))
+    # (each stage skips its own finished job, resumes its checkpoint, or refuses another job's)
+    sft.run(SFTConfig(model=cfg.base_model, data=str(data / "sft_train.jsonl"),
+                      valid_data=str(data / "sft_valid.jsonl"), out=str(d / "sft"), resume=cfg.resume, task=task,
+                      train=replace(cfg.sft, seed=seed)))
     clock.lap("sft")
     # ---- 2. Sample K answers per prompt from SFT; the simulated labelers rank them
     train_posts = make_split(task.seed, "train", task.n_train)
     n_label = min(len(train_posts), prompts_for_budget(cfg.label_budget, cfg.label_k))
     label_sample = replace(cfg.eval, temperature=cfg.label_temperature, seed=10_000 + seed)
     valid_posts = make_split(task.seed, "valid", task.n_valid)
-    if not finished(d / "labels" / "agreement.json"):
+    if not (cfg.resume and (d / "labels" / "agreement.json").is_file()):   # a function of SFT and the seed
         answers = sample_answers(d / "sft", train_posts[:n_label], cfg.label_k, label_sample)
         write_jsonl(d / "labels" / "rankings.jsonl", rank_answers(train_posts[:n_label], answers, seed))
         valid_answers = sample_answers(d / "sft", valid_posts, 2, label_sample)
@@ -116,10 +111,9 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     valid_records = [r for _, r in read_records(d / "labels" / "valid.jsonl")]
     clock.lap("labels")
     # ---- 3. Reward model on those labels
-    if not finished(d / "rm"):
-        reward_model.run(RMConfig(model=str(d / "sft"), data=str(d / "labels" / "rankings.jsonl"),
-                                  valid_data=str(d / "labels" / "valid.jsonl"), out=str(d / "rm"),
-                                  train=replace(cfg.rm, seed=seed)))
+    reward_model.run(RMConfig(model=str(d / "sft"), data=str(d / "labels" / "rankings.jsonl"),
+                              valid_data=str(d / "labels" / "valid.jsonl"), out=str(d / "rm"), resume=cfg.resume,
+                              train=replace(cfg.rm, seed=seed)))
     rm_report = score_reward_model(d / "rm", valid_posts, valid_records)
     rm_report.update(labeler_agreement=labeler_agreement, comparisons=n_label * (cfg.label_k * (cfg.label_k - 1) // 2))
     clock.lap("rm")
@@ -127,7 +121,7 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     policies = {"base": cfg.base_model, "sft": str(d / "sft")}
     extra: dict[str, dict] = {}
     for method in cfg.method_list:
-        policies[method], extra[method] = run_method(cfg, method, seed, d, train_posts)
+        policies[method], extra[method] = train_method(cfg, method, seed, d, train_posts)
         clock.lap(method)
     # ---- 5. Every policy on the same held-out prompts
     results = evaluate.run(EvalConfig(policies=",".join(f"{k}={v}" for k, v in policies.items()),
@@ -164,45 +158,37 @@ def write_seed_report(d: Path, results: dict) -> None:
     write_markdown(d / "report.md", view, json.loads((d / "examples.json").read_text()))
 
 
-def run_method(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: list[Post]) -> tuple[str, dict]:
-    """Train (or, for best-of-n, write the answers of) one method; (its policy for eval, extra stats)."""
-    done = d / method / "demo_method.json"
-    if done.is_file():
-        info = json.loads(done.read_text())
-        return info["policy"], info["extra"]
-    policy, extra = train_method(cfg, method, seed, d, train_posts)
-    done.write_text(json.dumps({"policy": policy, "extra": extra}))
-    return policy, extra
-
-
 def train_method(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: list[Post]) -> tuple[str, dict]:
+    """Train (or, for best-of-n, write the answers of) one method; (its policy for eval, extra stats)."""
     sft_dir, rm_dir, labels, out, task = str(d / "sft"), str(d / "rm"), d / "labels", str(d / method), cfg.task
     sample = replace(cfg.eval, seed=20_000 + seed)        # the methods' own draws, not the eval's
     if method == "bon":     # on the eval prompts, at the eval's temperature
         bon.run(BestOfNConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.bon_n, n_prompts=cfg.n_prompts, out=out,
-                              task=task, sample=sample))
+                              resume=cfg.resume, task=task, sample=sample))
         return str(d / method / "completions.jsonl"), {}
     if method in ("dpo", "ipo"):
         r = preference.run_dpo(DPOConfig(model=sft_dir, data=str(labels / "rankings.jsonl"),
                                          valid_data=str(labels / "valid.jsonl"), out=out, loss=method,
+                                         resume=cfg.resume,
                                          beta=cfg.dpo_beta if method == "dpo" else cfg.ipo_beta,
                                          train=replace(cfg.pref, seed=seed)))
         return out, {"ranking_accuracy": r["valid_accuracy"]}
     if method == "slic":
         r = preference.run_slic(SLiCConfig(model=sft_dir, data=str(labels / "rankings.jsonl"),
-                                           valid_data=str(labels / "valid.jsonl"), out=out,
+                                           valid_data=str(labels / "valid.jsonl"), out=out, resume=cfg.resume,
                                            train=replace(cfg.pref, seed=seed)))
         return out, {"ranking_accuracy": r["valid_accuracy"]}
     if method == "rsft":
         rejection.run_rsft(RSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, rounds=cfg.rsft_rounds,
-                                      out=out, task=task, sample=sample, train=replace(cfg.sl, seed=seed)))
+                                      out=out, resume=cfg.resume, task=task, sample=sample,
+                                      train=replace(cfg.sl, seed=seed)))
         return out, {}
     if method == "rwsft":
         rejection.run_rwsft(RWSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, tau=cfg.rwsft_tau,
-                                        alpha=cfg.rwsft_alpha, out=out, task=task, sample=sample,
+                                        alpha=cfg.rwsft_alpha, out=out, resume=cfg.resume, task=task, sample=sample,
                                         train=replace(cfg.sl, seed=seed)))
         return out, {}
-    rl.run(RLConfig(algo=method, policy=sft_dir, reward_model=rm_dir, out=out, task=task,
+    rl.run(RLConfig(algo=method, policy=sft_dir, reward_model=rm_dir, out=out, resume=cfg.resume, task=task,
                     rl=replace(cfg.rl, seed=seed), sample=cfg.eval), on_step=gold_hook(train_posts))
     return out, {}
 

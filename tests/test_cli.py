@@ -148,6 +148,10 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     again = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert again["methods"] == results["methods"]
     assert all(again["stage_seconds"][0][k] < 1.0 for k in ("sft", "rm", "dpo", "ppo"))
+    # another learning rate for slic, dpo and ipo makes the same --out another job: refused in one line
+    proc = rlhfkit(*args, "--pref.lr", "3e-4", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "seed0/slic belongs to another job (config.train.lr differ)" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_supervised_stages_from_the_command_line(tiny_model_dir, tmp_path):

@@ -46,6 +46,8 @@ class EvalConfig:
 class DemoConfig:
     """`rlhfkit demo`: the built-in RL-vs-SL experiment, end to end."""
     out: str = opt("runs/demo", "directory for every stage's output and the report", writes="dir")
+    resume: bool = opt(True, "true: each stage continues or skips its own finished job, and a stage of another job "
+                             "(another config) is refused; false: every stage starts over")
     base_model: str = opt("models/tldr-base", "the shipped base model to start from")
     methods: str = opt("bon,dpo,ppo", "methods beside SFT, comma-separated, from " + ", ".join(METHODS) +
                                          "; 'all' = the eight rows (sft, " + ", ".join(ALL_METHODS) + ")")

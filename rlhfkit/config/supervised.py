@@ -73,6 +73,7 @@ class BestOfNConfig:
     n_prompts: int = opt(500, "with prompts 'tldr': how many test prompts", ge=1)
     out: str = opt("runs/bon", "output directory: completions.jsonl (best answer, every candidate and score)",
                    writes="dir")
+    resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world, when prompts is 'tldr'")
     sample: SampleConfig = sub(SampleConfig, "sampling of the candidates")
 

@@ -132,10 +132,14 @@ def python_reward_fn(fn: RewardFn) -> Callable[[Rollout, list[str]], torch.Tenso
             values = fn(prompts, rollout.texts)
         except Exception as e:  # noqa: BLE001 -- the user's code; reported in one line with its place
             raise RunError(f"reward {name} raised {type(e).__name__}: {e} (at {_where(e)})") from None
-        if not hasattr(values, "__len__") or isinstance(values, (str, bytes)):
+        try:
+            n = len(values) if not isinstance(values, (str, bytes)) else None
+        except TypeError:   # a scalar, or a 0-d tensor / array
+            n = None
+        if n is None:
             raise RunError(f"reward {name} returned a {type(values).__name__}; expected a list of "
                            f"{len(prompts)} numbers, one per completion")
-        if len(values) != len(prompts):
+        if n != len(prompts):
             raise RunError(f"reward {name} returned {len(values)} values for {len(prompts)} completions")
         scores = [_number(v) for v in values]
         for i, (v, x) in enumerate(zip(values, scores)):

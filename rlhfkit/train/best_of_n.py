@@ -24,6 +24,7 @@ from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.rollout.generate import generate
 from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.rollout.score import reward_model_fn
+from rlhfkit.train.job import Job
 
 NO_EOS_SCORE = -1.0   # the RL stage's EOS-trick penalty: an unfinished answer is never the best
 
@@ -54,6 +55,10 @@ def sample_candidates(policy, tokenizer, reward_model, prompts: list[str], n: in
 
 def run(cfg: BestOfNConfig) -> dict:
     cfg.validate()
+    job = Job.begin("bon", cfg, models={"policy": cfg.policy, "reward_model": cfg.reward_model},
+                    data={"prompts": cfg.prompts})
+    if job.result is not None:
+        return job.result
     # ---- Models and prompts
     policy, tokenizer = load_causal_lm(cfg.policy)
     reward_model = load_reward_model(cfg.reward_model, tokenizer)
@@ -70,6 +75,8 @@ def run(cfg: BestOfNConfig) -> dict:
                 "scores": [round(x, 4) for x in s]}
                for p, t, b, s, e in zip(prompts, texts, best, scores.tolist(), ended.tolist(), strict=True)]
     out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    job.claim()
     write_jsonl(out / "completions.jsonl", records)
-    return {"prompts": len(prompts), "n": cfg.n, "kl_to_sft": kl, "mean_best_score": scores.max(1).values.mean().item(),
-            "mean_score": scores.mean().item(), "out": str(out / "completions.jsonl")}
+    return job.finish({"prompts": len(prompts), "n": cfg.n, "kl_to_sft": kl, "mean_best_score": scores.max(1).values.mean().item(),
+            "mean_score": scores.mean().item(), "out": str(out / "completions.jsonl")})

@@ -32,6 +32,7 @@ from rlhfkit.errors import InputError
 
 # config fields that do not change what a run computes: changing them never blocks a resume
 IGNORED_FIELDS = {"out", "resume", "threads", "checkpoint_every", "max_loss", "max_kl", "json"}
+BUILTIN_DATA = {"tldr"}      # names the loaders read as the built-in world, whatever the working directory holds
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja")
 FULL_HASH_BYTES = 64 << 20   # weight files up to this size are hashed whole
@@ -70,6 +71,8 @@ def model_fingerprint(path: str | Path) -> dict:
         "weights": {p.name: [p.stat().st_size, _sha256_file(p, None if p.stat().st_size <= FULL_HASH_BYTES
                                                              else SAMPLE_BYTES)] for p in weights},
         "tokenizer": {n: _sha256_file(d / n) for n in TOKENIZER_FILES if (d / n).is_file()},
+        # sampling takes its defaults (eos, repetition penalty, ...) from here
+        "generation": _sha256_file(d / "generation_config.json") if (d / "generation_config.json").is_file() else None,
     }
 
 
@@ -77,8 +80,10 @@ def data_fingerprint(spec: str) -> dict:
     """Path, size and hash of a data file (every file of a directory; `FILE:SPLIT` hashes FILE and
     records SPLIT); built-in worlds by name."""
     from rlhfkit.data.records import split_spec
+    if spec in BUILTIN_DATA:
+        return {"name": spec}
     p, split = split_spec(spec)
-    if not p.exists():   # a built-in world ('tldr'), or a missing file the loader will report
+    if not p.exists():   # a missing file the loader will report
         return {"name": spec}
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
     return {"path": str(p.resolve()), "split": split, "size": sum(f.stat().st_size for f in files),
@@ -117,6 +122,7 @@ class Job:
     stage: str
     out: Path
     fingerprint: dict
+    resume: bool = True
     result: dict | None = None      # the recorded result when this job had already finished
 
     @classmethod
@@ -129,8 +135,10 @@ class Job:
         fingerprint = {"stage": stage, "models": {k: model_fingerprint(v) for k, v in models.items()},
                        "data": {k: data_fingerprint(v) for k, v in data.items()},
                        "config": config_fingerprint(cfg, set(models) | set(data))} | (extra or {})
-        job = cls(stage, Path(out if out is not None else cfg.out), fingerprint)
-        job.check(getattr(cfg, "resume", True) if resume is None else resume)
+        fingerprint = json.loads(json.dumps(fingerprint))    # as it will read back from disk (tuples as lists)
+        job = cls(stage, Path(out if out is not None else cfg.out), fingerprint,
+                  getattr(cfg, "resume", True) if resume is None else resume)
+        job.check()
         return job
 
     def _refuse(self, what: Path, theirs: dict | None) -> None:
@@ -142,16 +150,15 @@ class Job:
         raise JobMismatch(f"{self.stage}: {what} belongs to another job ({why}); run with --resume false to "
                           f"start over in {self.out}, or choose another --out")
 
-    def check(self, resume: bool) -> None:
+    def check(self) -> None:
+        """Refuse `out` if it holds another job's checkpoint or finished run; take the recorded
+        result of this job's finished run. With resume false, nothing is refused (and nothing is
+        removed until `claim`, so a typo found while loading costs no earlier state)."""
         marker, checkpoint = self.out / "job.json", self.out / "checkpoint"
-        if not resume:
-            for p in (checkpoint, checkpoint.with_name("checkpoint.old"), checkpoint.with_name("checkpoint.tmp")):
-                shutil.rmtree(p, ignore_errors=True)
-            for p in (marker, self.out / "log.jsonl"):
-                p.unlink(missing_ok=True)
+        if not self.resume:
             return
         done = _read_json(marker) if marker.is_file() else None
-        if marker.is_file():
+        if marker.is_file() and _outputs_exist(self.out, done):
             if done is None or done.get("fingerprint") != self.fingerprint:
                 self._refuse(self.out, done and done.get("fingerprint"))
             self.result = done.get("result", {})
@@ -165,6 +172,16 @@ class Job:
             if theirs is None or theirs.get("fingerprint") != self.fingerprint:
                 self._refuse(checkpoint, theirs and theirs.get("fingerprint"))
 
+    def claim(self) -> None:
+        """Just before a run's first write: drop what a fresh start replaces (with resume false, the
+        old checkpoint and log) and any finished marker, which the new run makes stale."""
+        checkpoint = self.out / "checkpoint"
+        if not self.resume:
+            for p in (checkpoint, checkpoint.with_name("checkpoint.old"), checkpoint.with_name("checkpoint.tmp")):
+                shutil.rmtree(p, ignore_errors=True)
+            (self.out / "log.jsonl").unlink(missing_ok=True)
+        (self.out / "job.json").unlink(missing_ok=True)
+
     def write_checkpoint_marker(self, checkpoint_dir: Path, step: int) -> None:
         """Stamp a checkpoint being written (inside its temporary directory) with this job and step."""
         (checkpoint_dir / "job.json").write_text(json.dumps({"fingerprint": self.fingerprint, "step": step}))
@@ -175,6 +192,13 @@ class Job:
         tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "result": result}, indent=1, default=str))
         os.replace(tmp, self.out / "job.json")
         return result
+
+
+def _outputs_exist(out: Path, done: dict | None) -> bool:
+    """Whether a finished run's output is still there (a run whose output was removed since is not
+    finished any more): the result's `out` if it names one, else `OUT/model`."""
+    named = (done or {}).get("result", {}).get("out")
+    return Path(named).exists() if named else (out / "model" / "config.json").is_file()
 
 
 def last_good_checkpoint(out: Path) -> str:

@@ -91,6 +91,7 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
     if step_fn is None:
         step_fn = lambda m, batch, ac: lm_step(m, batch, tokenizer.pad_token_id, ac)  # noqa: E731
     out.mkdir(parents=True, exist_ok=True)
+    job.claim()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     total = max(1, math.ceil(cfg.epochs * math.ceil(len(items) / cfg.batch_size)))
@@ -124,8 +125,8 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
                 stats.update(evaluate())
                 model.train()
             log.write(json.dumps(stats) + "\n")
+            log.flush()
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
-                log.flush()
                 _save_checkpoint(model, tokenizer, optimizer, scheduler, step, out / "checkpoint", job)
     model.eval()
     check_weights(desc, {"model": model}, out)
@@ -139,8 +140,13 @@ def open_log(path: Path, step: int):
     lines a killed run wrote after its last checkpoint are dropped, as the resumed run redoes them."""
     kept = []
     if step and path.is_file():
-        kept = [line for line in path.read_text().splitlines(keepends=True)
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        for line in path.read_text().splitlines(keepends=True):
+            try:
+                record = json.loads(line)
+            except ValueError:      # a line torn by the kill: nothing after it was complete either
+                break
+            if record.get("step", 0) <= step:
+                kept.append(line if line.endswith("\n") else line + "\n")
     path.write_text("".join(kept))
     return path.open("a")
 
@@ -188,15 +194,22 @@ def restore_trainer_state(path: Path, optimizer, scheduler) -> dict | None:
     return state
 
 
-def load_weights(model, file: Path) -> None:
-    """Load a checkpoint's weights into `model`; any missing or unexpected key is an error, except
-    a missing key that is tied to a loaded one (a tied lm_head is stored once)."""
-    from safetensors.torch import load_file
-    missing, unexpected = model.load_state_dict(load_file(file), strict=False)
-    loaded = {t.data_ptr() for k, t in model.state_dict().items() if k not in missing}
-    missing = [k for k in missing if model.state_dict()[k].data_ptr() not in loaded]
-    if missing or unexpected:
-        raise RunError(f"{file}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+def load_weights(model, directory: Path) -> None:
+    """Load the weights a checkpoint directory holds (`save_pretrained`) into `model`, exactly: any
+    missing, unexpected or mis-shaped key is an error. Read through `from_pretrained`, which knows
+    each architecture's saved names (GPT-NeoX saves its head as `embed_out`) and tied weights."""
+    dtype = next(model.parameters()).dtype
+    try:
+        # mismatched sizes are reported in `info` (and refused below), not raised without their names
+        saved, info = type(model).from_pretrained(directory, dtype=dtype, output_loading_info=True,
+                                                  ignore_mismatched_sizes=True)
+    except (OSError, RuntimeError, ValueError) as e:       # unreadable
+        raise RunError(f"{directory}: its weights do not fit the model ({str(e).splitlines()[0]})") from None
+    bad = [*info["missing_keys"], *info["unexpected_keys"],
+           *(k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"])]
+    if bad:
+        raise RunError(f"{directory}: its weights do not fit the model ({', '.join(sorted(map(str, bad))[:4])})")
+    model.load_state_dict(saved.state_dict())
 
 
 def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, path: Path, job: Job) -> None:
@@ -213,5 +226,5 @@ def _resume(model, optimizer, scheduler, path: Path) -> int:
     state = restore_trainer_state(path, optimizer, scheduler)
     if state is None:
         return 0
-    load_weights(model, path / "model.safetensors")
+    load_weights(model, path)
     return int(state["step"])

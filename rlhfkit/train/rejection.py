@@ -49,12 +49,14 @@ def run_rsft(cfg: RSFTConfig) -> dict:
     max_len = context_length(policy)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer, max_len - cfg.sample.max_new_tokens - 1)
     out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    job.claim()
     stats: dict = {}
     for r in range(cfg.rounds):
         round_dir = out / f"round{r + 1}"
         # a round is this job's r-th: its samples are a function of the job and r, so they need no hash
-        round_job = Job(f"rsft round {r + 1}", round_dir, job.fingerprint | {"round": r + 1})
-        round_job.check(cfg.resume)
+        round_job = Job(f"rsft round {r + 1}", round_dir, job.fingerprint | {"round": r + 1}, cfg.resume)
+        round_job.check()
         if round_job.result is not None:     # finished before a restart
             policy, _ = load_causal_lm(round_dir / "model")
             stats = round_job.result

@@ -18,6 +18,7 @@ the EOS trick gives an answer without EOS `eos_penalty` instead of its reward.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
@@ -134,9 +135,9 @@ def _resume(path: Path, policy, value_model, optimizer, scheduler, kl: KLControl
     state = restore_trainer_state(path, optimizer, scheduler)
     if state is None:
         return 0
-    load_weights(policy, path / "policy" / "model.safetensors")
+    load_weights(policy, path / "policy")
     if value_model is not None:
-        load_weights(value_model, path / "value" / "model.safetensors")
+        load_weights(value_model, path / "value")
     kl.load_state_dict(state["kl"])
     return int(state["step"])
 
@@ -151,21 +152,44 @@ def check_rollouts(algo: str, step: int, scored: Scores, seq_kl: torch.Tensor, m
             raise RunError(f"{algo}: step {step}: {name} is {t[tuple(bad)].item()} for rollout {bad[0]}; "
                            f"{last_good_checkpoint(out)}")
     check_step(algo, step, {"kl": seq_kl.mean().item()}, {"kl": max_kl}, "mean sequence KL to the reference, "
-               "in nats", out)
+               "in nats, of the policy the last update left: resuming may need a higher rl.max_kl", out)
+
+
+def reward_code_file(spec: str) -> str:
+    """The file a `--reward` spec's code lives in ('' if none can be found), for the job's
+    fingerprint: `FILE.py:fn` names it; `module:fn` is looked up in the working directory, then on
+    the import path, without importing it."""
+    source = spec.rpartition(":")[0]
+    if not source or source.endswith(".py"):
+        return source
+    local = Path(*source.split(".")).with_suffix(".py")
+    if local.is_file():
+        return str(local)
+    try:
+        found = importlib.util.find_spec(source)
+    except (ImportError, ValueError):
+        return ""
+    return found.origin if found is not None and str(found.origin).endswith(".py") else ""
+
+
+def callable_name(fn: Callable) -> str:
+    """How a reward function handed in from Python is known to the job's fingerprint: its name
+    (its code is not hashed), for plain functions, partials and callable objects alike."""
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{getattr(fn, '__module__', None) or type(fn).__module__}:{name}"
 
 
 def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | None = None) -> dict:
     cfg.validate(with_reward_fn=reward_fn is not None)
     algo, hp, out = cfg.algo, cfg.rl, Path(cfg.out)
-    reward_source = cfg.reward.rsplit(":", 1)[0] if cfg.reward else ""
     job = Job.begin(algo, cfg, models={"policy": cfg.policy, "value_model": cfg.value_model,
                                         "reward_model": cfg.reward_model},
-                    data={"prompts": cfg.prompts, "reward": reward_source},
-                    # a function handed in from Python is known by its name only
-                    extra={"reward_fn": f"{reward_fn.__module__}:{reward_fn.__qualname__}"} if reward_fn else None)
+                    data={"prompts": cfg.prompts, "reward_code": reward_code_file(cfg.reward)},
+                    extra={"reward_fn": callable_name(reward_fn)} if reward_fn else None)
     if job.result is not None:
         return job.result
     out.mkdir(parents=True, exist_ok=True)
+    job.claim()
     torch.manual_seed(hp.seed)
     # ---- Models: policy, frozen reference, reward, value
     policy, tokenizer = load_causal_lm(cfg.policy)

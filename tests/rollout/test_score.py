@@ -102,6 +102,8 @@ def test_a_reward_checked_for_count_and_errors_and_passed_through_when_good():
         python_reward_fn(lambda p, c: [0.0, 1.0])(rollout_of(["a", "b", "c"]), prompts)
     with pytest.raises(RunError, match=r"reward .*:.*<lambda> returned a float; expected a list of 3 numbers"):
         python_reward_fn(lambda p, c: 1.0)(rollout_of(["a", "b", "c"]), prompts)
+    with pytest.raises(RunError, match=r"reward .*<lambda> returned a Tensor; expected a list of 3 numbers"):
+        python_reward_fn(lambda p, c: torch.tensor(1.0))(rollout_of(["a", "b", "c"]), prompts)
     with pytest.raises(RunError, match=r"reward .*<lambda> raised ZeroDivisionError: division by zero "
                                        r"\(at .*test_score.py:\d+\)"):
         python_reward_fn(lambda p, c: [1 / 0])(rollout_of(["a", "b", "c"]), prompts)

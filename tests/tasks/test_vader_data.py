@@ -112,7 +112,7 @@ def test_a_malformed_line_stops_the_command_naming_file_and_line(tmp_path):
         if name == "tweets_anonDataRatings.txt":
             lines[1] = lines[1].rsplit("\t", 1)[0]
     proc = rlhfkit("data", "vader", "--archive", write_sdist(tmp_path, drop_a_field), "--out", tmp_path / "out")
-    assert proc.returncode == 1
+    assert proc.returncode == 2      # an input error
     assert ("additional_resources/hutto_ICWSM_2014.tar.gz/hutto_ICWSM_2014/tweets_anonDataRatings.txt:2: "
             "expected 4 tab-separated fields (id, mean, sd, ratings), got 3") in proc.stderr
     assert not (tmp_path / "out").exists()

@@ -103,7 +103,8 @@ def test_rl_kl_past_max_kl_stops_and_the_checkpoint_resumes_with_a_looser_limit(
         rl.run(cfg)
     step = json.loads((tmp_path / "out" / "checkpoint" / "job.json").read_text())["step"]
     assert str(e.value).startswith(f"rloo: step {step + 1}: kl is ")
-    assert f"above the limit 0.001 (mean sequence KL to the reference, in nats); last good checkpoint: " \
+    assert "above the limit 0.001 (mean sequence KL to the reference, in nats, of the policy the last update " \
+           "left: resuming may need a higher rl.max_kl); last good checkpoint: " \
            f"{tmp_path / 'out' / 'checkpoint'} at step {step}" in str(e.value)
     assert _all_finite(tmp_path / "out" / "checkpoint")
     cfg.rl.max_kl = 0.0            # limits do not change what a run computes: the same job resumes

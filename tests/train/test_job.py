@@ -127,15 +127,22 @@ def test_differences_names_the_leaves():
 def test_load_weights_refuses_missing_and_unexpected_keys(tiny_model_dir, tmp_path):
     model, _ = load_causal_lm(tiny_model_dir)
     weights = load_file(tiny_model_dir / "model.safetensors")
-    loop.load_weights(model, tiny_model_dir / "model.safetensors")        # a tied lm_head may be absent
-    extra = dict(weights) | {"extra.weight": torch.zeros(2)}
-    save_file(extra, tmp_path / "extra.safetensors")
-    with pytest.raises(RunError, match=r"unexpected \['extra.weight'\]"):
-        loop.load_weights(model, tmp_path / "extra.safetensors")
-    fewer = {k: v for k, v in weights.items() if "layers.0.mlp" not in k}
-    save_file(fewer, tmp_path / "fewer.safetensors")
-    with pytest.raises(RunError, match=r"missing \['model.layers.0.mlp"):
-        loop.load_weights(model, tmp_path / "fewer.safetensors")
+    loop.load_weights(model, tiny_model_dir)                    # a tied lm_head is stored once: fine
+
+    def checkpoint(name, tensors):
+        d = tmp_path / name
+        shutil.copytree(tiny_model_dir, d)
+        save_file(tensors, d / "model.safetensors", metadata={"format": "pt"})
+        return d
+    with pytest.raises(RunError, match=r"its weights do not fit the model \(extra\.weight\)"):
+        loop.load_weights(model, checkpoint("extra", dict(weights) | {"extra.weight": torch.zeros(2)}))
+    fewer = {k: v for k, v in weights.items() if k != "model.norm.weight"}
+    with pytest.raises(RunError, match=r"its weights do not fit the model \(model\.norm\.weight\)"):
+        loop.load_weights(model, checkpoint("fewer", fewer))
+    shorter = dict(weights) | {"model.norm.weight": torch.ones(3)}
+    with pytest.raises(RunError, match=r"model\.norm\.weight"):
+        loop.load_weights(model, checkpoint("shorter", shorter))
+
 
 
 def test_the_command_line_says_it_in_one_line_with_the_exit_code(tiny_model_dir, tmp_path, capsys):
@@ -164,3 +171,53 @@ def test_a_split_of_a_file_is_fingerprinted_by_the_files_content(tmp_path):
     f.write_text('{"split": "train", "x": 1}\n')
     assert data_fingerprint(f"{f}:train")["sha256"] != before["sha256"]
     assert data_fingerprint("tldr") == {"name": "tldr"}
+
+
+def test_a_torn_last_log_line_is_dropped_on_resume(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"st')
+    loop.open_log(log, 2).close()
+    assert log.read_text() == '{"step": 1}\n{"step": 2}\n'
+
+
+def test_the_reward_function_is_part_of_the_job(tmp_path, monkeypatch):
+    import functools
+
+    from rlhfkit.config import RLConfig
+    from rlhfkit.train.job import config_fingerprint, data_fingerprint
+    from rlhfkit.train.rl import callable_name, reward_code_file
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rewards.py").write_text("def a(p, c): return [0.0] * len(c)\ndef b(p, c): return [1.0] * len(c)\n")
+    assert reward_code_file("rewards.py:a") == "rewards.py" and reward_code_file("rewards:a") == "rewards.py"
+    fp = lambda spec: config_fingerprint(RLConfig(reward=spec), {"reward_code"})  # noqa: E731
+    assert fp("rewards.py:a") != fp("rewards.py:b")
+    before = data_fingerprint("rewards.py")
+    (tmp_path / "rewards.py").write_text("def a(p, c): return [2.0] * len(c)\n")
+    assert data_fingerprint("rewards.py") != before
+    assert callable_name(functools.partial(max)).endswith(":partial")
+
+
+def test_a_directory_named_tldr_is_not_hashed_as_the_world(tmp_path, monkeypatch):
+    from rlhfkit.train.job import data_fingerprint
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tldr").mkdir()
+    assert data_fingerprint("tldr") == {"name": "tldr"}
+
+
+def test_a_finished_job_whose_model_was_removed_trains_again(tiny_model_dir, tmp_path):
+    cfg = _cfg(tiny_model_dir, _demos(tmp_path / "demos.jsonl"), tmp_path / "out")
+    sft.run(cfg)
+    shutil.rmtree(tmp_path / "out" / "model")
+    sft.run(cfg)
+    assert (tmp_path / "out" / "model" / "config.json").is_file()
+
+
+def test_resume_false_keeps_the_old_checkpoint_until_the_new_run_starts(killed, tmp_path):
+    from rlhfkit.errors import DataError
+    model, data, out = killed
+    before = _snapshot(out)
+    cfg = _cfg(model, tmp_path / "typo.jsonl", out)
+    cfg.resume = False
+    with pytest.raises(DataError, match="typo.jsonl"):
+        sft.run(cfg)
+    assert _snapshot(out) == before

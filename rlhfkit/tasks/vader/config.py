@@ -49,6 +49,8 @@ class DataVaderConfig:
 class VaderExperimentConfig:
     """`rlhfkit vader`: a real model on real human ratings: SmolLM2 tuned to continue reviews more positively."""
     out: str = opt("runs/vader", "directory for every stage's output and the report", writes="dir")
+    resume: bool = opt(True, "true: each stage continues or skips its own finished job, and a stage of another job "
+                             "(another config) is refused; false: every stage starts over")
     model: str = opt("smollm2", "the start model: smollm2 (imported once into base_dir) or a causal-LM directory")
     base_dir: str = opt("models/smollm2", "where `model import smollm2` writes the start model", writes="dir")
     archive: str = opt("", "local copy of the ratings (see `data vader --archive`); empty: pip download")

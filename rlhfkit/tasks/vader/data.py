@@ -76,6 +76,9 @@ def draw_pairs(sentences: Sequence[Sentence], n: int, min_gap: float, rng: np.ra
     pairs: list[Pair] = []
     for group, share in zip(groups, _apportion(n, [len(g) for g in groups])):
         pairs += _corpus_pairs(group, share, min_gap, rng)
+    # a few sentences recur within a corpus with other ratings; a pair of one text twice teaches
+    # nothing and the readers refuse it (none is drawn at min_gap 1: the copies differ by < 1)
+    pairs = [p for p in pairs if p[0].text != p[1].text]
     return [pairs[i] for i in rng.permutation(len(pairs))]
 
 

@@ -64,24 +64,22 @@ def prepare(cfg: VaderExperimentConfig, out: Path) -> tuple[Path, Path]:
 # ---- The methods ------------------------------------------------------------------------------
 def train_method(cfg: VaderExperimentConfig, method: str, out: Path, data: Path, base: Path) -> str:
     """Train one method (or write best-of-n's answers); returns its policy: a directory or a JSONL file."""
+    # each stage skips its own finished job, resumes its checkpoint, or refuses another job's
     d = out / method
     if method == "bon":
-        if not (d / "completions.jsonl").is_file():
-            best_of_n.run(BestOfNConfig(policy=str(base), reward_model=str(out / "rm"), n=cfg.bon_n,
-                                        eos_trick=False, prompts=str(data / "eval_prompts.jsonl"), out=str(d),
-                                        sample=replace(cfg.sample, seed=cfg.sample.seed + 1)))
+        best_of_n.run(BestOfNConfig(policy=str(base), reward_model=str(out / "rm"), n=cfg.bon_n,
+                                    eos_trick=False, prompts=str(data / "eval_prompts.jsonl"), out=str(d),
+                                    resume=cfg.resume, sample=replace(cfg.sample, seed=cfg.sample.seed + 1)))
         return str(d / "completions.jsonl")
-    if done(d):
-        return str(d)
     if method == "sft":
         sft.run(SFTConfig(model=str(base), data=str(data / "sft_train.jsonl"),
-                          valid_data=str(data / "sft_valid.jsonl"), out=str(d), train=cfg.sft))
+                          valid_data=str(data / "sft_valid.jsonl"), out=str(d), resume=cfg.resume, train=cfg.sft))
     elif method == "dpo":
         preference.run_dpo(DPOConfig(model=str(base), data=str(data / "comparisons_train.jsonl"),
                                      valid_data=str(data / "comparisons_valid.jsonl"), out=str(d),
-                                     beta=cfg.dpo_beta, train=cfg.dpo))
+                                     resume=cfg.resume, beta=cfg.dpo_beta, train=cfg.dpo))
     else:
-        rl.run(RLConfig(algo="ppo", policy=str(base), reward_model=str(out / "rm"),
+        rl.run(RLConfig(algo="ppo", policy=str(base), reward_model=str(out / "rm"), resume=cfg.resume,
                         prompts=str(data / "prompts_train.jsonl"), out=str(d), rl=cfg.rl, sample=cfg.sample))
     return str(d)
 
@@ -149,10 +147,9 @@ def run(cfg: VaderExperimentConfig) -> dict:
     data, base = prepare(cfg, out)
     lap("data+import")
     # ---- 2. Reward model from the human comparisons
-    if not done(out / "rm"):
-        reward_model.run(RMConfig(model=str(base), data=str(data / "comparisons_train.jsonl"),
-                                  valid_data=str(data / "comparisons_valid.jsonl"), out=str(out / "rm"),
-                                  train=cfg.rm))
+    reward_model.run(RMConfig(model=str(base), data=str(data / "comparisons_train.jsonl"),
+                              valid_data=str(data / "comparisons_valid.jsonl"), out=str(out / "rm"),
+                              resume=cfg.resume, train=cfg.rm))
     lap("rm")
     # ---- 3. Each method from the same start model
     policies = {"start": str(base)}
