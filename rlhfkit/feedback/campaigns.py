@@ -15,6 +15,7 @@ import statistics
 import threading
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rlhfkit.data.records import DataError, read_records, to_comparison
@@ -112,16 +113,21 @@ class AnswerError(ValueError):
     pass
 
 
+class AlreadyAnswered(AnswerError):
+    pass
+
+
 def record_answer(s: Session, labeler: Labeler, assignment_id: int, ranking: list[list[int]], cant_tell: bool,
                   note: str) -> Answer:
     """Store one answer. The ranking names candidates at most once, best first (ties: one group); the
     candidates it leaves out rank below, tied, so a best-of-K pick is a ranking of one. "Can't tell"
-    needs none. A second answer to the same assignment is refused (unique key)."""
+    needs none. A second answer to the same assignment is refused (AlreadyAnswered), also when
+    both arrive at once: the unique key lets one in and the other is told so."""
     a = s.get(Assignment, assignment_id)
     if a is None or a.labeler_id != labeler.id:
         raise PermissionError("not your assignment")
     if a.answer is not None:
-        raise AnswerError("already answered")
+        raise AlreadyAnswered("already answered")
     flat = [c for group in ranking for c in group]
     if not cant_tell:
         if not flat or len(set(flat)) != len(flat) or not set(flat) <= set(a.positions):
@@ -131,7 +137,13 @@ def record_answer(s: Session, labeler: Labeler, assignment_id: int, ranking: lis
             ranking = [*ranking, rest]
     answer = Answer(assignment_id=a.id, ranking=[] if cant_tell else ranking, cant_tell=cant_tell, note=note[:2000])
     s.add(answer)
-    s.commit()
+    try:
+        s.commit()
+    except IntegrityError:
+        s.rollback()
+        if s.scalar(select(Answer.id).where(Answer.assignment_id == assignment_id)) is None:
+            raise      # not the twin submit: a bug to see, not a 409
+        raise AlreadyAnswered("already answered") from None
     return answer
 
 

@@ -12,24 +12,13 @@ from __future__ import annotations
 import random
 import sys
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rlhfkit.feedback.config import (LabelCampaignConfig, LabelExportConfig, LabelSampleConfig, LabelServeConfig,
-                            LabelSimulateConfig)
 from rlhfkit.data.records import write_jsonl
-
-
-def _session(db: str) -> Session:
-    from rlhfkit.feedback.db import init_schema, make_engine
-    engine = make_engine(db)
-    init_schema(engine)
-    return Session(engine, expire_on_commit=False)
-
-
-def _ensure_sqlite_dir(db: str) -> None:
-    if db.startswith("sqlite:///"):
-        from pathlib import Path
-        Path(db.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+from rlhfkit.errors import InputError
+from rlhfkit.feedback.config import (LabelCampaignConfig, LabelExportConfig, LabelSampleConfig, LabelServeConfig,
+                                     LabelSimulateConfig)
 
 
 def serve(cfg: LabelServeConfig) -> None:
@@ -37,11 +26,7 @@ def serve(cfg: LabelServeConfig) -> None:
 
     from rlhfkit.feedback.app import create_app
     from rlhfkit.feedback.security import new_token
-    _ensure_sqlite_dir(cfg.db)
     token = cfg.admin_token or new_token()
-    if not cfg.admin_token:
-        print(f"admin token: {token}", file=sys.stderr)
-    print(f"admin pages: http://{cfg.host}:{cfg.port}/admin/login?token={token}", file=sys.stderr)
     scorers = {}
     if cfg.gold:
         from rlhfkit.evaluate.agreement import gold_scorer
@@ -49,22 +34,47 @@ def serve(cfg: LabelServeConfig) -> None:
     if cfg.reward_model:
         from rlhfkit.evaluate.agreement import reward_model_scorer
         scorers["reward model"] = reward_model_scorer(cfg.reward_model)
-    uvicorn.run(create_app(cfg.db, token, scorers=scorers), host=cfg.host, port=cfg.port, log_level="warning")
+    app = create_app(cfg.db, token, scorers=scorers, base_url=cfg.public_url, create=cfg.create,
+                     pool_size=cfg.pool_size, max_body_bytes=cfg.max_body_kb * 1024)
+    if not cfg.admin_token:
+        print(f"admin token: {token}", file=sys.stderr)
+    print(f"admin pages: {cfg.public_url}/admin/login?token={token}", file=sys.stderr)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
 
 
 def campaign_create(cfg: LabelCampaignConfig) -> dict:
+    """Makes the database if it is new, and removes it again if the campaign fails (a bad rollouts
+    file must not leave an empty database that `serve` would then accept)."""
     from rlhfkit.feedback import campaigns
-    _ensure_sqlite_dir(cfg.db)
-    with _session(cfg.db) as s:
-        campaign = campaigns.create_campaign(s, cfg.name, cfg.rollouts, cfg.overlap)
-        names = [n.strip() for n in cfg.invite.split(",") if n.strip()]
-        links = {n: f"{cfg.base_url.rstrip('/')}/join/{campaigns.invite(s, campaign.id, n)}" for n in names}
-        return {"campaign": campaign.id, "items": len(campaign.items), "overlap": cfg.overlap, "invites": links}
+    from rlhfkit.feedback.db import open_database, sqlite_file
+    path = sqlite_file(cfg.db)
+    made = path is not None and not path.exists()
+    engine = open_database(cfg.db, create=True)
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            campaign = campaigns.create_campaign(s, cfg.name, cfg.rollouts, cfg.overlap)
+            names = [n.strip() for n in cfg.invite.split(",") if n.strip()]
+            links = {n: f"{cfg.base_url.rstrip('/')}/join/{campaigns.invite(s, campaign.id, n)}" for n in names}
+            return {"campaign": campaign.id, "items": len(campaign.items), "overlap": cfg.overlap, "invites": links}
+    except BaseException:
+        engine.dispose()
+        if made:
+            for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                f.unlink(missing_ok=True)
+        raise
+    finally:
+        engine.dispose()
 
 
 def export(cfg: LabelExportConfig) -> dict:
+    """Nothing is written unless the database and the campaign exist."""
     from rlhfkit.feedback.campaigns import export_records
-    with _session(cfg.db) as s:
+    from rlhfkit.feedback.db import open_database, shown
+    from rlhfkit.feedback.models import Campaign
+    with Session(open_database(cfg.db, create=False)) as s:
+        if s.get(Campaign, cfg.campaign) is None:
+            have = ", ".join(str(i) for i in s.scalars(select(Campaign.id).order_by(Campaign.id))) or "none"
+            raise InputError(f"campaign: no campaign {cfg.campaign} in {shown(cfg.db)} (campaigns there: {have})")
         records = export_records(s, cfg.campaign)
     write_jsonl(cfg.out, records)
     return {"records": len(records), "out": cfg.out}

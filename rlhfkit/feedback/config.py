@@ -2,22 +2,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from rlhfkit.config import ConfigError, SampleConfig, TaskConfig, check_fields, opt, sub
 
 
 def _check_db(db: str) -> None:
-    if not (db.startswith("sqlite:///") or db.startswith("postgresql")):
+    # an in-memory SQLite database would vanish with the command (and each connection has its own)
+    if not (db.startswith("sqlite:///") or db.startswith("postgresql")) or db in ("sqlite:///", "sqlite:///:memory:"):
         raise ConfigError(f"db must be sqlite:///FILE or a postgresql:// URL, got {db!r}")
+
+
+def _check_base_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/") or parts.query:
+        raise ConfigError(f"base_url must be http(s)://HOST[:PORT], got {url!r}")
 
 
 @dataclass
 class LabelServeConfig:
     """`rlhfkit label serve`: the labeling web app."""
-    db: str = opt("sqlite:///runs/label/labels.db", "database URL: sqlite:///FILE (WAL) or postgresql://...")
+    db: str = opt("sqlite:///runs/label/labels.db", "database URL: sqlite:///FILE (WAL) or postgresql://...; "
+                  "it must hold campaigns already (`label campaign create` makes it) unless --create")
+    create: bool = opt(False, "start on a new, empty database when --db names none (else a typo is refused)")
     admin_token: str = opt("", "token for the admin pages (empty: a random one, printed at start)")
     host: str = opt("127.0.0.1", "address to listen on")
     port: int = opt(8000, "port to listen on", ge=1, le=65535)
+    base_url: str = opt("", "where people reach the app, for invite and admin links, e.g. https://label.example.org "
+                        "(empty: http://HOST:PORT); never taken from a request's Host header")
+    pool_size: int = opt(16, "database connections, and so the most requests served at once (the rest wait "
+                         "their turn holding neither a connection nor a worker thread)", ge=1)
+    max_body_kb: int = opt(64, "largest request body accepted, in KiB (an answer with its note needs ~3); "
+                           "larger gets 413", ge=1)
     reward_model: str = opt("", "a reward model the labels are held against on the stats page (optional)")
     gold: bool = opt(False, "also hold the labels against the built-in world's gold judge (its prompts only)")
     task: TaskConfig = sub(TaskConfig, "the world, with --gold")
@@ -25,6 +41,12 @@ class LabelServeConfig:
     def validate(self) -> None:
         check_fields(self)
         _check_db(self.db)
+        if self.base_url:
+            _check_base_url(self.base_url)
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 @dataclass
@@ -34,12 +56,14 @@ class LabelCampaignConfig:
     name: str = opt("campaign", "campaign name")
     overlap: int = opt(1, "labelers who see each item (2+ measures agreement)", ge=1)
     invite: str = opt("", "comma-separated labeler names to invite now; their links are printed")
-    base_url: str = opt("http://127.0.0.1:8000", "where the app is served, for the printed invite links")
-    db: str = opt("sqlite:///runs/label/labels.db", "database URL")
+    base_url: str = opt("http://127.0.0.1:8000", "where the app is served (serve's base_url), for the printed "
+                        "invite links")
+    db: str = opt("sqlite:///runs/label/labels.db", "database URL (made if new)")
 
     def validate(self) -> None:
         check_fields(self)
         _check_db(self.db)
+        _check_base_url(self.base_url)
         if not self.rollouts:
             raise ConfigError("campaign create needs --from ROLLOUTS.jsonl")
 
@@ -49,7 +73,7 @@ class LabelExportConfig:
     """`rlhfkit label export`: a campaign's answers as the comparison records `rlhfkit rm` reads."""
     campaign: int = opt(1, "campaign id", ge=1)
     out: str = opt("runs/label/comparisons.jsonl", "JSONL file to write", writes="file")
-    db: str = opt("sqlite:///runs/label/labels.db", "database URL")
+    db: str = opt("sqlite:///runs/label/labels.db", "database URL of an existing labeling database")
 
     def validate(self) -> None:
         check_fields(self)

@@ -51,7 +51,7 @@ def new_invite(request: Request, campaign_id: int, token: Admin, db: DB, name: s
         labeler_token = campaigns.invite(db, campaign_id, name)
     except KeyError as e:
         raise HTTPException(404, str(e)) from None
-    link = str(request.base_url).rstrip("/") + f"/join/{labeler_token}"
+    link = f"{request.app.state.base_url}/join/{labeler_token}"
     return JSONResponse({"name": name, "invite": link}, status_code=201)
 
 

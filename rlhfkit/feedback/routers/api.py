@@ -36,8 +36,10 @@ def answer(body: AnswerIn, labeler: CurrentLabeler, db: DB) -> dict:
         a = campaigns.record_answer(db, labeler, body.assignment_id, body.ranking, body.cant_tell, body.note)
     except PermissionError as e:
         raise HTTPException(403, str(e)) from None
+    except campaigns.AlreadyAnswered as e:
+        raise HTTPException(409, str(e)) from None
     except campaigns.AnswerError as e:
-        raise HTTPException(409 if "already" in str(e) else 400, str(e)) from None
+        raise HTTPException(400, str(e)) from None
     return {"answer_id": a.id}
 
 

@@ -54,6 +54,8 @@ def submit(request: Request, assignment_id: int, labeler: CurrentLabeler, db: DB
         campaigns.record_answer(db, labeler, assignment_id, groups, cant_tell, note)
     except PermissionError as e:
         raise HTTPException(403, str(e)) from None
+    except campaigns.AlreadyAnswered as e:
+        raise HTTPException(409, f"answer refused: {e}") from None
     except (campaigns.AnswerError, ValueError, TypeError) as e:
         raise HTTPException(400, f"answer refused: {e}") from None
     return RedirectResponse("/label", status_code=303)
