@@ -36,8 +36,11 @@ def test_rank_three_items_in_a_browser_then_train_on_the_export(tmp_path, server
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 700})
+        console = []
+        page.on("console", lambda m: console.append(m.text))
         page.goto(f"{server.url}/join/{token}")
         assert "1 of 3" in page.text_content("#progress")
+        assert page.eval_on_selector(".cand", "e => getComputedStyle(e).borderTopWidth") == "2px"   # the style ran
         assert page.locator(".cand .text", has_text="<b>not bold</b>").count() == 1     # shown as text
         if os.environ.get("RLHFKIT_SCREENSHOT"):
             page.screenshot(path=os.environ["RLHFKIT_SCREENSHOT"])
@@ -61,6 +64,7 @@ def test_rank_three_items_in_a_browser_then_train_on_the_export(tmp_path, server
             page.keyboard.press(key)
         page.wait_for_selector("text=all done")
         browser.close()
+    assert not [m for m in console if "Content Security Policy" in m], console     # the page's own code is allowed
     export = httpx.get(f"{server.url}/admin/campaigns/{campaign_id}/export", headers={"Authorization": "Bearer adm"}).text
     records = [json.loads(line) for line in export.splitlines()]
     assert len(records) == 3 and all(len(r["completions"]) == 3 and r["labeler"] == "person" for r in records)
