@@ -34,6 +34,27 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
     return path
 
 
+@pytest.fixture()
+def kill_at_step(monkeypatch):
+    """`kill_at_step(run, step)`: call `run()`, killed (KeyboardInterrupt) while the training loop
+    builds the batch of `step` (1-based), as a kill -9 would stop it; the loop is whole again after."""
+    from rlhfkit.train import loop
+
+    def kill(run, step: int) -> None:
+        real, calls = loop.batch_at, {"n": 0}
+
+        def dying(*args):
+            calls["n"] += 1
+            if calls["n"] == step:
+                raise KeyboardInterrupt
+            return real(*args)
+        monkeypatch.setattr(loop, "batch_at", dying)
+        with pytest.raises(KeyboardInterrupt):
+            run()
+        monkeypatch.setattr(loop, "batch_at", real)
+    return kill
+
+
 def pytest_addoption(parser):
     parser.addoption("--load-answers", type=int, default=10000,
                      help="answers the labeling app's load test submits")

@@ -267,24 +267,13 @@ def _same_weights(a, b) -> None:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
-def test_sft_killed_and_resumed_equals_an_uninterrupted_run(arch, base, data, tmp_path, monkeypatch):
+def test_sft_killed_and_resumed_equals_an_uninterrupted_run(arch, base, data, tmp_path, kill_at_step):
     # checkpoints are written by save_pretrained, whose names differ from the module's for some
     # architectures (GPT-NeoX saves its head as `embed_out`): resume must read them back exactly
-    from rlhfkit.train import loop
     cfg = lambda out: SFTConfig(model=str(base), data=str(data / "sft.jsonl"), out=str(out),  # noqa: E731
                                 train=TrainConfig(**(vars(FAST) | {"checkpoint_every": 1})))
     sft.run(cfg(tmp_path / "full"))
-    real, calls = loop.batch_at, {"n": 0}
-
-    def dying(*args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args)
-    monkeypatch.setattr(loop, "batch_at", dying)
-    with pytest.raises(KeyboardInterrupt):
-        sft.run(cfg(tmp_path / "cut"))
-    monkeypatch.setattr(loop, "batch_at", real)
+    kill_at_step(lambda: sft.run(cfg(tmp_path / "cut")), 3)
     sft.run(cfg(tmp_path / "cut"))
     _same_weights(tmp_path / "full" / "model", tmp_path / "cut" / "model")
 

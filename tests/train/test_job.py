@@ -24,30 +24,15 @@ def _cfg(model, data, out, **train):
     return SFTConfig(model=str(model), data=str(data), out=str(out), train=TrainConfig(**(defaults | train)))
 
 
-def _killed_at_step(monkeypatch, cfg, step):
-    """Run `cfg` until it is killed while building the batch of `step` (1-based)."""
-    real, calls = loop.batch_at, {"n": 0}
-
-    def dying(*args):
-        calls["n"] += 1
-        if calls["n"] == step:
-            raise KeyboardInterrupt
-        return real(*args)
-    monkeypatch.setattr(loop, "batch_at", dying)
-    with pytest.raises(KeyboardInterrupt):
-        sft.run(cfg)
-    monkeypatch.setattr(loop, "batch_at", real)
-
-
 def _snapshot(out):
     return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture()
-def killed(tiny_model_dir, tmp_path, monkeypatch):
+def killed(tiny_model_dir, tmp_path, kill_at_step):
     """An SFT run killed at step 4, its checkpoint at step 2 left in `out`."""
     data, out = _demos(tmp_path / "demos.jsonl"), tmp_path / "out"
-    _killed_at_step(monkeypatch, _cfg(tiny_model_dir, data, out), 4)
+    kill_at_step(lambda: sft.run(_cfg(tiny_model_dir, data, out)), 4)
     assert json.loads((out / "checkpoint" / "job.json").read_text())["step"] == 2
     return tiny_model_dir, data, out
 

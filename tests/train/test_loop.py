@@ -1,7 +1,4 @@
-import pytest
 import torch
-
-from rlhfkit.train import loop
 
 from rlhfkit.config import TrainConfig
 from rlhfkit.data.collate import encode_text
@@ -25,25 +22,14 @@ def _examples(tok):
     return [encode_text(d, tok, 320) for d in corpus(0, "pretrain", 24)]
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, monkeypatch):
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, kill_at_step):
     cfg = TrainConfig(lr=1e-2, batch_size=4, epochs=2, warmup_steps=2, checkpoint_every=5)
     model, tok = load_causal_lm(tiny_model_dir)
     fit(model, tok, _examples(tok), cfg, tmp_path / "full", job=_job(cfg, tmp_path / "full"))
 
     # the same run killed while building the batch of step 8; its checkpoint of step 5 survives
-    calls = {"n": 0}
-    real_batch_at = loop.batch_at
-
-    def dying_batch_at(*args):
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt
-        return real_batch_at(*args)
-    monkeypatch.setattr(loop, "batch_at", dying_batch_at)
     model, tok = load_causal_lm(tiny_model_dir)
-    with pytest.raises(KeyboardInterrupt):
-        fit(model, tok, _examples(tok), cfg, tmp_path / "cut", job=_job(cfg, tmp_path / "cut"))
-    monkeypatch.setattr(loop, "batch_at", real_batch_at)
+    kill_at_step(lambda: fit(model, tok, _examples(tok), cfg, tmp_path / "cut", job=_job(cfg, tmp_path / "cut")), 8)
     assert not (tmp_path / "cut" / "model").exists()
     model, tok = load_causal_lm(tiny_model_dir)
     fit(model, tok, _examples(tok), cfg, tmp_path / "cut", job=_job(cfg, tmp_path / "cut"))
