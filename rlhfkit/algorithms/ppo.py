@@ -4,7 +4,8 @@
     advantages: GAE with gamma = 1, lambda = 0.95, then whitened over the batch
     loss:       clipped policy surrogate + vf_coef * clipped value loss
 
-Tensors are (B, R) over response tokens; `mask` is 1 up to and including the first EOS.
+Tensors are (B, R) over response tokens; `mask` is 1 on action tokens (the policy's own, up to
+and including the first EOS) and may have holes (another speaker's turn), which GAE skips.
 """
 from __future__ import annotations
 
@@ -23,17 +24,19 @@ def rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, scores: torch.Te
 
 def advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
                lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE over response tokens. Returns (whitened advantages, returns), each (B, R).
-    Values past the last real token are 0, so the last step bootstraps from nothing."""
-    values = values * mask
+    """GAE over action tokens (mask 1). Returns (whitened advantages, returns), each (B, R), 0 off
+    the mask. A masked stretch (padding, or a user's turn between two of the policy's) is skipped:
+    each action token bootstraps from the value at the next action token, the last one from 0."""
+    next_value = torch.zeros_like(rewards[:, 0])   # V at the next action token of each row
     gae = torch.zeros_like(rewards[:, 0])
     adv = torch.zeros_like(rewards)
     for t in reversed(range(rewards.size(1))):
-        next_value = values[:, t + 1] if t + 1 < rewards.size(1) else torch.zeros_like(gae)
+        act = mask[:, t] > 0
         delta = rewards[:, t] + gamma * next_value - values[:, t]
-        gae = (delta + gamma * lam * gae) * mask[:, t]
-        adv[:, t] = gae
-    returns = adv + values
+        gae = torch.where(act, delta + gamma * lam * gae, gae)
+        next_value = torch.where(act, values[:, t], next_value)
+        adv[:, t] = gae * act
+    returns = adv + values * mask
     return whiten(adv, mask), returns
 
 

@@ -65,3 +65,63 @@ def test_kl_controller():
     adaptive = KLController(0.05, target=6.0, horizon=1000)
     assert adaptive.update(12.0, 100) == pytest.approx(0.05 * (1 + 0.2 * 100 / 1000))   # error clipped at 0.2
     assert adaptive.update(3.0, 100) == pytest.approx(0.05 * 1.02 * (1 - 0.2 * 0.1))
+
+
+# ---- masks with holes: a user's turn between two of the policy's ----------------------------------
+def test_gae_skips_a_hole_to_the_next_action_token():
+    # tokens: a0 a1 [u u] a2 (a user's two tokens between the policy's turns); gamma 1, lambda 0.5
+    rewards = t([0.0, 1.0, 7.0, 7.0, 3.0])      # the hole's rewards and values must not count
+    values = t([1.0, 2.0, 9.0, 9.0, 4.0])
+    mask = t([1, 1, 0, 0, 1])
+    _, ret = ppo.advantages(rewards, values, mask, gamma=1.0, lam=0.5)
+    # a2: delta = 3 + 0 - 4 = -1 -> A = -1
+    # a1 bootstraps from V(a2) = 4, not from the hole's 9 nor 0: delta = 1 + 4 - 2 = 3 -> A = 3 + 0.5 * -1 = 2.5
+    # a0: delta = 0 + 2 - 1 = 1 -> A = 1 + 0.5 * 2.5 = 2.25
+    assert ret[0].tolist() == pytest.approx([2.25 + 1.0, 2.5 + 2.0, 0.0, 0.0, -1.0 + 4.0])
+
+
+def test_gae_with_a_prefix_mask_is_unchanged_by_what_follows_it():
+    rewards, values = t([1.0, 2.0, 5.0]), t([0.5, 1.0, 8.0])
+    _, with_tail = ppo.advantages(rewards, values, t([1, 1, 0]), gamma=1.0, lam=0.5)
+    _, alone = ppo.advantages(rewards[:, :2], values[:, :2], t([1, 1]), gamma=1.0, lam=0.5)
+    assert with_tail[0, :2].tolist() == pytest.approx(alone[0].tolist()) and with_tail[0, 2].item() == 0.0
+
+
+def test_kl_reward_with_a_hole_lands_on_action_tokens_and_the_score_on_the_last():
+    logp, ref = t([-1.0, -1.0, -1.0, -1.0]), t([-2.0, -3.0, -1.5, -1.5])
+    r = ppo.rewards(logp, ref, torch.tensor([5.0]), t([1, 0, 1, 0]), beta=0.5)
+    # kl per token [1, 2, 0.5, 0.5] kept on positions 0 and 2; the score at the last action token (2)
+    assert r[0].tolist() == pytest.approx([-0.5, 0.0, -0.25 + 5.0, 0.0])
+
+
+def test_advantages_are_whitened_over_action_tokens_only():
+    adv, _ = ppo.advantages(t([0.0, 0.0, 1.0]), t([0.0, 5.0, 0.0]), t([1, 0, 1]), gamma=1.0, lam=1.0)
+    # raw A = [1, -, 1]: equal, so whitened to 0 on both; the hole stays 0
+    assert adv[0].tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-3)
+
+
+def _reference_gae(rewards, values, mask, gamma, lam):
+    """GAE written out on the list of action positions of each row (for the random test below)."""
+    out = torch.zeros_like(rewards)
+    for b in range(rewards.size(0)):
+        acts = [i for i in range(rewards.size(1)) if mask[b, i] > 0]
+        gae = 0.0
+        for j in reversed(range(len(acts))):
+            i = acts[j]
+            nxt = values[b, acts[j + 1]].item() if j + 1 < len(acts) else 0.0
+            gae = rewards[b, i].item() + gamma * nxt - values[b, i].item() + gamma * lam * gae
+            out[b, i] = gae
+    return out + values * mask
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_gae_matches_a_reference_on_random_masks(holes):
+    g = torch.Generator().manual_seed(0)
+    rewards, values = torch.randn(6, 12, generator=g), torch.randn(6, 12, generator=g)
+    lengths = torch.randint(1, 13, (6, 1), generator=g)
+    mask = (torch.arange(12) < lengths).float()
+    if holes:
+        mask = mask * (torch.rand(6, 12, generator=g) > 0.3).float()
+        mask[:, 0] = 1.0
+    _, ret = ppo.advantages(rewards, values, mask, gamma=0.9, lam=0.95)
+    torch.testing.assert_close(ret, _reference_gae(rewards, values, mask, 0.9, 0.95), atol=1e-5, rtol=0)

@@ -78,3 +78,26 @@ def test_centring_term_by_hand_and_only_moves_each_prompts_mean():
     (centred - plain).backward()
     assert torch.allclose(r.grad[:2], torch.full((2,), 0.5 * 2 * 0.5 / 2 / 2))
     assert torch.allclose(r.grad[2:], torch.full((4,), 0.5 * 2 * 1.5 / 2 / 4))
+
+
+# ---- masks with holes: only action tokens carry KL, advantages and loss -----------------------------
+HOLED = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])     # row 0: action, a user's token, action
+
+
+def test_rloo_with_holes_sums_kl_over_action_tokens_only():
+    lp = torch.zeros(2, 3)
+    ref = torch.tensor([[-1.0, -9.0, -1.0], [0.0, 0.0, -9.0]])   # the -9s sit in holes and padding
+    adv = rloo.advantages(torch.tensor([0.0, 0.0]), lp, ref, HOLED, k=2, beta=1.0)
+    # sequence KL: row 0 = 1 + 1 = 2, row 1 = 0; R = [-2, 0]; leave-one-out: [-2 - 0, 0 - (-2)]
+    torch.testing.assert_close(adv, torch.tensor([[-2.0, 0.0, -2.0], [2.0, 2.0, 0.0]]))
+
+
+def test_grpo_with_holes_averages_each_sequence_over_its_action_tokens():
+    adv = grpo.advantages(torch.tensor([0.0, 1.0]), HOLED, k=2)
+    assert adv[0, 1].item() == 0.0 and adv[1, 2].item() == 0.0          # nothing off the action tokens
+    lp = torch.zeros(2, 3)
+    ref = torch.tensor([[0.0, -5.0, 0.0], [0.0, 0.0, 0.0]])            # a KL only inside row 0's hole
+    big = torch.tensor([[1.0, 100.0, 1.0], [-1.0, -1.0, 100.0]])
+    loss, stats = grpo.loss(lp, lp, ref, big, HOLED, beta=1.0)
+    # the hole and the padding hold 100s and a KL, yet only action tokens count: mean(-1, +1) = 0
+    assert loss.item() == pytest.approx(0.0) and stats["kl_k3"] == 0.0
