@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.cli import DATA_TASKS, STAGES
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
@@ -99,12 +100,12 @@ def test_rm_trains_on_comparisons(tiny_model_dir, tmp_path):
     assert rm.config.num_labels == 1 and isinstance(rm.config.reward_offset, float)
 
 
-@pytest.mark.parametrize("algo", ["ppo", "rloo", "grpo"])
+@pytest.mark.parametrize("algo", ["ppo", "rloo", "grpo", "reinforce_pp"])
 def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
     """A few iterations against a dense reward on a tiny model: the reward must go up."""
     env_path = os.path.dirname(__file__)
     ENV["PYTHONPATH"] = env_path + os.pathsep + ENV.get("PYTHONPATH", "")
-    prompts = 32 if algo == "ppo" else 8   # 32 rollouts per iteration either way
+    prompts = 8 if RL_ALGORITHMS[algo].grouped else 32   # 32 rollouts per iteration either way
     rlhfkit("rl", "--algo", algo, "--policy", tiny_model_dir, "--reward", "fixture_rewards:letter_e_share",
             "--out", tmp_path / algo, "--rl.steps", "16", "--rl.prompts_per_step", prompts, "--rl.k", "4",
             "--rl.lr", "1e-2", "--rl.beta", "0.0", "--rl.eos_trick", "false", "--rl.minibatch_size", "16",

@@ -162,7 +162,7 @@ def test_every_section_is_checked_under_its_own_name():
 def test_choices_are_named():
     with pytest.raises(ConfigError, match="train.dtype must be one of float32, bfloat16, got 'float16'"):
         parse(SFTConfig, ["--train.dtype", "float16"])
-    with pytest.raises(ConfigError, match="algo must be one of ppo, rloo, grpo, got 'a2c'"):
+    with pytest.raises(ConfigError, match="algo must be one of ppo, rloo, grpo, reinforce_pp, got 'a2c'"):
         parse(RLConfig, ["--reward_model", "rm", "--algo", "a2c"])
 
 

@@ -7,12 +7,16 @@ No value model and no KL in the reward. Samples of one prompt are consecutive (B
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from rlhfkit.algorithms.stats import kl_k3, masked_mean
+from rlhfkit.algorithms.stats import clipped_surrogate, kl_k3, masked_mean
+from rlhfkit.rollout.types import Experience
 
 
-def advantages(scores: torch.Tensor, mask: torch.Tensor, k: int, eps: float = 1e-4) -> torch.Tensor:
+def group_normalised(scores: torch.Tensor, mask: torch.Tensor, k: int, eps: float = 1e-4) -> torch.Tensor:
+    """(score - group mean) / (group std + eps), (B,) broadcast to (B, R) over action tokens."""
     if k < 2:
         raise ValueError("GRPO needs k >= 2 samples per prompt")
     g = scores.view(-1, k)
@@ -20,16 +24,21 @@ def advantages(scores: torch.Tensor, mask: torch.Tensor, k: int, eps: float = 1e
     return a.reshape(-1, 1) * mask
 
 
-def loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, ref_logprobs: torch.Tensor, adv: torch.Tensor,
-         mask: torch.Tensor, beta: float, clip: float = 0.2) -> tuple[torch.Tensor, dict[str, float]]:
-    log_ratio = logprobs - old_logprobs
-    ratio = torch.exp(log_ratio)
-    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))
+def clipped_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, ref_logprobs: torch.Tensor, adv: torch.Tensor,
+                 mask: torch.Tensor, beta: float, clip: float = 0.2) -> tuple[torch.Tensor, dict[str, float]]:
+    pg, stats = clipped_surrogate(logprobs, old_logprobs, adv, mask, clip)
     kl = kl_k3(logprobs, ref_logprobs)
     per_seq = masked_mean(pg + beta * kl, mask, dim=1)          # each sequence weighs the same
-    total = per_seq.mean()
     with torch.no_grad():
-        stats = {"pg_loss": masked_mean(pg, mask).item(), "kl_k3": masked_mean(kl, mask).item(),
-                 "clipfrac": masked_mean(((ratio - 1).abs() > clip).float(), mask).item(),
-                 "approx_kl": masked_mean(0.5 * log_ratio ** 2, mask).item()}
-    return total, stats
+        stats.update(pg_loss=masked_mean(pg, mask).item(), kl_k3=masked_mean(kl, mask).item())
+    return per_seq.mean(), stats
+
+
+# ---- the registry's entry points --------------------------------------------------------------
+def advantages(exp: Experience, beta: float, hp) -> Experience:
+    return replace(exp, advantages=group_normalised(exp.scores, exp.action_mask, hp.k))
+
+
+def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float,
+         hp) -> tuple[torch.Tensor, dict[str, float]]:
+    return clipped_loss(logprobs, exp.logprobs, exp.ref_logprobs, exp.advantages, exp.action_mask, beta, hp.clip)

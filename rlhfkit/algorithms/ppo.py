@@ -6,57 +6,59 @@
 
 Tensors are (B, R) over response tokens; `mask` is 1 on action tokens (the policy's own, up to
 and including the first EOS) and may have holes (another speaker's turn), which GAE skips.
+`advantages` and `loss` are the registry's entry points; `gae` and `clipped_loss` the math.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from rlhfkit.algorithms.stats import masked_mean, whiten
+from rlhfkit.algorithms.stats import clipped_surrogate, kl_penalised_rewards, masked_mean, whiten
+from rlhfkit.rollout.types import Experience
 
 
-def rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor,
-            beta: float) -> torch.Tensor:
-    """Per-token KL penalty, with each sequence's score added at its last real token: (B, R)."""
-    r = -beta * (logprobs - ref_logprobs) * mask
-    last = (mask.cumsum(dim=1) == mask.sum(dim=1, keepdim=True)) & (mask > 0)   # one True per row
-    return r + last * scores.unsqueeze(1)
-
-
-def advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
-               lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
+        lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
     """GAE over action tokens (mask 1). Returns (whitened advantages, returns), each (B, R), 0 off
     the mask. A masked stretch (padding, or a user's turn between two of the policy's) is skipped:
     each action token bootstraps from the value at the next action token, the last one from 0."""
     next_value = torch.zeros_like(rewards[:, 0])   # V at the next action token of each row
-    gae = torch.zeros_like(rewards[:, 0])
+    running = torch.zeros_like(rewards[:, 0])
     adv = torch.zeros_like(rewards)
     for t in reversed(range(rewards.size(1))):
         act = mask[:, t] > 0
         delta = rewards[:, t] + gamma * next_value - values[:, t]
-        gae = torch.where(act, delta + gamma * lam * gae, gae)
+        running = torch.where(act, delta + gamma * lam * running, running)
         next_value = torch.where(act, values[:, t], next_value)
-        adv[:, t] = gae * act
+        adv[:, t] = running * act
     returns = adv + values * mask
     return whiten(adv, mask), returns
 
 
-def loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.Tensor, values: torch.Tensor,
-         old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip: float = 0.2,
-         vf_clip: float = 0.2, vf_coef: float = 0.1) -> tuple[torch.Tensor, dict[str, float]]:
+def clipped_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.Tensor, values: torch.Tensor,
+                 old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip: float = 0.2,
+                 vf_clip: float = 0.2, vf_coef: float = 0.1) -> tuple[torch.Tensor, dict[str, float]]:
     """The PPO objective (to minimise) and its diagnostics."""
-    log_ratio = logprobs - old_logprobs
-    ratio = torch.exp(log_ratio)
-    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))
+    pg, stats = clipped_surrogate(logprobs, old_logprobs, adv, mask, clip)
     pg_loss = masked_mean(pg, mask)
     v_clipped = old_values + (values - old_values).clamp(-vf_clip, vf_clip)
     vf = 0.5 * torch.max((values - returns) ** 2, (v_clipped - returns) ** 2)
     vf_loss = masked_mean(vf, mask)
-    total = pg_loss + vf_coef * vf_loss
     with torch.no_grad():
-        stats = {
-            "pg_loss": pg_loss.item(), "vf_loss": vf_loss.item(),
-            "clipfrac": masked_mean(((ratio - 1).abs() > clip).float(), mask).item(),
-            "approx_kl": masked_mean(0.5 * log_ratio ** 2, mask).item(),
-            "value_error": masked_mean((values - returns) ** 2, mask).item(),
-        }
-    return total, stats
+        stats.update(pg_loss=pg_loss.item(), vf_loss=vf_loss.item(),
+                     value_error=masked_mean((values - returns) ** 2, mask).item())
+    return pg_loss + vf_coef * vf_loss, stats
+
+
+# ---- the registry's entry points --------------------------------------------------------------
+def advantages(exp: Experience, beta: float, hp) -> Experience:
+    rewards = kl_penalised_rewards(exp.logprobs, exp.ref_logprobs, exp.scores, exp.action_mask, beta)
+    adv, returns = gae(rewards, exp.values, exp.action_mask, hp.gamma, hp.lam)
+    return replace(exp, advantages=adv, returns=returns)
+
+
+def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float,
+         hp) -> tuple[torch.Tensor, dict[str, float]]:
+    return clipped_loss(logprobs, exp.logprobs, exp.advantages, values, exp.values, exp.returns, exp.action_mask,
+                        hp.clip, hp.vf_clip, hp.vf_coef)

@@ -6,14 +6,17 @@ Rows are grouped: samples of one prompt are consecutive (B = n_prompts * k).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from rlhfkit.algorithms.stats import masked_mean
+from rlhfkit.algorithms.stats import clipped_pg_loss
+from rlhfkit.rollout.types import Experience
 
 
-def advantages(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
-               k: int, beta: float) -> torch.Tensor:
-    """Leave-one-out advantages, (B,) broadcast to (B, R) over real tokens."""
+def leave_one_out(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
+                  k: int, beta: float) -> torch.Tensor:
+    """Leave-one-out advantages, (B,) broadcast to (B, R) over action tokens."""
     if k < 2:
         raise ValueError("RLOO needs k >= 2 samples per prompt")
     kl = ((logprobs - ref_logprobs) * mask).sum(dim=1)
@@ -22,14 +25,12 @@ def advantages(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch
     return (r - baseline).reshape(-1, 1) * mask
 
 
-def loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-         clip: float = 0.2) -> tuple[torch.Tensor, dict[str, float]]:
-    log_ratio = logprobs - old_logprobs
-    ratio = torch.exp(log_ratio)
-    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))
-    pg_loss = masked_mean(pg, mask)
-    with torch.no_grad():
-        stats = {"pg_loss": pg_loss.item(),
-                 "clipfrac": masked_mean(((ratio - 1).abs() > clip).float(), mask).item(),
-                 "approx_kl": masked_mean(0.5 * log_ratio ** 2, mask).item()}
-    return pg_loss, stats
+# ---- the registry's entry points --------------------------------------------------------------
+def advantages(exp: Experience, beta: float, hp) -> Experience:
+    return replace(exp, advantages=leave_one_out(exp.scores, exp.logprobs, exp.ref_logprobs, exp.action_mask,
+                                                 hp.k, beta))
+
+
+def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float,
+         hp) -> tuple[torch.Tensor, dict[str, float]]:
+    return clipped_pg_loss(logprobs, exp.logprobs, exp.advantages, exp.action_mask, hp.clip)

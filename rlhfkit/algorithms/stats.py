@@ -1,4 +1,4 @@
-"""Masked statistics shared by the RL losses. Masks are 1 on real response tokens."""
+"""Masked statistics and the pieces the RL algorithms share. Masks are 1 on action tokens."""
 from __future__ import annotations
 
 import torch
@@ -36,3 +36,34 @@ def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     """exp(ref - logp) - 1 - (ref - logp) per token (Schulman 2020): unbiased and always >= 0."""
     d = ref_logprobs - logprobs
     return torch.exp(d) - 1 - d
+
+
+def kl_penalised_rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, scores: torch.Tensor,
+                         mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """Per-token reward -beta * (log pi - log pi_ref) on action tokens, with each episode's score
+    added at its last action token (Ziegler et al. 2019; Stiennon et al. 2020): (B, R)."""
+    r = -beta * (logprobs - ref_logprobs) * mask
+    last = (mask.cumsum(dim=1) == mask.sum(dim=1, keepdim=True)) & (mask > 0)   # one True per row
+    return r + last * scores.unsqueeze(1)
+
+
+def clipped_surrogate(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
+                      clip: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO's pessimistic clipped policy term per token, max(-A r, -A clip(r, 1 -+ clip)) (Schulman et
+    al. 2017), and the ratio's diagnostics on action tokens (clip fraction, approximate KL)."""
+    log_ratio = logprobs - old_logprobs
+    ratio = torch.exp(log_ratio)
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))
+    with torch.no_grad():
+        stats = {"clipfrac": masked_mean(((ratio - 1).abs() > clip).float(), mask).item(),
+                 "approx_kl": masked_mean(0.5 * log_ratio ** 2, mask).item()}
+    return pg, stats
+
+
+def clipped_pg_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
+                    clip: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """The clipped surrogate averaged over the minibatch's action tokens (RLOO, REINFORCE++)."""
+    pg, stats = clipped_surrogate(logprobs, old_logprobs, adv, mask, clip)
+    pg_loss = masked_mean(pg, mask)
+    stats["pg_loss"] = pg_loss.item()
+    return pg_loss, stats

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
 from rlhfkit.config.sections import RL_METHODS, RLAlgoConfig, SampleConfig, TaskConfig
 
@@ -10,7 +11,8 @@ from rlhfkit.config.sections import RL_METHODS, RLAlgoConfig, SampleConfig, Task
 @dataclass
 class RLConfig:
     """`rlhfkit rl`: RL fine-tuning against a reward model with a KL penalty (PPO, RLOO, GRPO)."""
-    algo: str = opt("ppo", "the algorithm: ppo (with a value model), or rloo / grpo (k answers per prompt)",
+    algo: str = opt("ppo", "the algorithm: ppo (with a value model), rloo / grpo (k answers per prompt), or "
+                           "reinforce_pp (no critic, a batch baseline)",
                     choices=RL_METHODS)
     policy: str = opt("runs/sft", "causal-LM directory to start from; also the KL reference")
     # no default: with one, `--reward` alone would leave a reward model named and ignored
@@ -40,5 +42,5 @@ class RLConfig:
                               f"score with one of them")
         if not (self.reward or with_reward_fn or self.reward_model):
             raise ConfigError("rl needs --reward_model DIR or --reward FILE.py:FUNCTION | MODULE:FUNCTION")
-        if self.value_model and self.algo != "ppo":
+        if self.value_model and not RL_ALGORITHMS[self.algo].critic:
             raise ConfigError(f"value_model is for ppo; {self.algo} learns no value model")

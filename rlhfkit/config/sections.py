@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.config.fields import ConfigError, opt
 
 DTYPES = ("float32", "bfloat16")
-RL_METHODS = ("ppo", "rloo", "grpo")
+RL_METHODS = tuple(RL_ALGORITHMS)
 
 
 @dataclass
@@ -74,8 +75,9 @@ class SampleConfig:
 class RLAlgoConfig:
     """Hyperparameters of the RL update (defaults: the N+ / Stiennon PPO recipe where it applies)."""
     steps: int = opt(40, "RL iterations: generate -> score -> advantages -> update", ge=1)
-    prompts_per_step: int = opt(64, "prompts per iteration (rloo / grpo sample k answers for each)", ge=1)
-    k: int = opt(4, "answers per prompt for rloo and grpo (ppo samples 1)", ge=1)
+    prompts_per_step: int = opt(64, "prompts per iteration (rloo and grpo sample k answers for each)", ge=1)
+    k: int = opt(4, "answers per prompt for the grouped algorithms, rloo and grpo (ppo and reinforce_pp sample 1)",
+                 ge=1)
     epochs: int = opt(4, "optimisation passes over each batch of rollouts", ge=1)
     minibatch_size: int = opt(32, "rollouts per gradient step", ge=1)
     lr: float = opt(1e-4, "learning rate of policy and value model (AdamW, eps 1e-5, linear decay)", gt=0)
@@ -102,5 +104,5 @@ class RLAlgoConfig:
     max_loss: float = opt(0.0, "stop the run when a minibatch loss exceeds this (0: no limit)", ge=0)
 
     def validate(self, algo: str) -> None:
-        if algo in ("rloo", "grpo") and self.k < 2:
+        if RL_ALGORITHMS[algo].grouped and self.k < 2:
             raise ConfigError(f"rl.k must be >= 2 for {algo} (its baseline needs other samples), got {self.k}")

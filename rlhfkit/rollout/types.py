@@ -1,7 +1,8 @@
-"""The Rollout record: what generation hands to scoring and, later, to the RL update."""
+"""The records of the RL side: `Rollout` is what generation hands to scoring; `Experience` is
+what scoring hands to the algorithm's advantages() and loss(), one row per episode."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -26,3 +27,26 @@ class Rollout:
     @property
     def attention_mask(self) -> torch.Tensor:
         return torch.cat([self.prompt_mask, self.response_mask], dim=1)  # (B, P+R)
+
+
+@dataclass
+class Experience:
+    # ---- tokens and masks
+    input_ids: torch.Tensor              # (B, P+R) the sampler's own ids: prompt, then response
+    attention_mask: torch.Tensor         # (B, P+R)
+    response_ids: torch.Tensor           # (B, R)
+    action_mask: torch.Tensor            # (B, R) float: 1 on tokens the policy generated (0: padding, others' turns)
+    # ---- policy and reference
+    logprobs: torch.Tensor               # (B, R) log pi_old(a_t | s_t), in the update's precision
+    ref_logprobs: torch.Tensor           # (B, R) log pi_ref(a_t | s_t)
+    # ---- reward and critic
+    scores: torch.Tensor                 # (B,) the episode's reward (after the EOS trick)
+    values: torch.Tensor | None          # (B, R) V(s_t) from the value model, or None without one
+    # ---- filled by the algorithm's advantages()
+    advantages: torch.Tensor | None = None   # (B, R)
+    returns: torch.Tensor | None = None      # (B, R) the value model's targets
+
+    def rows(self, index: torch.Tensor) -> "Experience":
+        """The minibatch of rows `index`."""
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return Experience(**{f.name: pick(getattr(self, f.name)) for f in fields(self)})

@@ -4,11 +4,16 @@ One iteration is the data flow of DESIGN section 2, one function per arrow:
 
     prompts -> generate (1) -> score (2) -> advantages (3) -> update (4)
 
+The algorithm is `--algo`, looked up in `rlhfkit.algorithms.registry`: its advantages() reads
+the hand-off record (`rollout.types.Experience`) and its loss() scores each minibatch, so this
+loop names none of them:
 - ppo  (Stiennon et al. 2020; Huang et al. 2024): per-token KL penalty in the reward, separate
   value model initialised from the reward model, GAE (gamma 1, lambda 0.95), whitened
   advantages, clipped policy and value losses, `epochs` passes of minibatches.
 - rloo (Ahmadian et al. 2024): k answers per prompt, leave-one-out baseline, KL in the reward.
 - grpo (Shao et al. 2024): k answers per prompt, group-normalised scores, k3 KL in the loss.
+- reinforce_pp (Hu 2025): PPO's KL reward and clipped loss, no critic: returns to go whitened
+  over the batch.
 
 Departures from the papers: AdamW with a linear decay to 0 over `steps` (N+ uses the same);
 the EOS trick gives an answer without EOS `eos_penalty` instead of its reward.
@@ -31,7 +36,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from rlhfkit.algorithms import grpo, ppo, rloo
+from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
 from rlhfkit.algorithms.kl_control import KLController
 from rlhfkit.algorithms.stats import kl_k3, masked_mean
 from rlhfkit.config import RLConfig
@@ -41,7 +46,7 @@ from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.rollout.score import (RewardFn, Scores, load_reward_fn, python_reward_fn, response_values,
                                    reward_model_fn, score)
-from rlhfkit.rollout.types import Rollout
+from rlhfkit.rollout.types import Experience, Rollout
 from rlhfkit.errors import RunError
 from rlhfkit.train.job import Job, last_good_checkpoint
 from rlhfkit.train.loop import (batch_at, check_step, check_weights, load_weights, open_log, restore_trainer_state,
@@ -52,16 +57,12 @@ from rlhfkit.train.loop import (batch_at, check_step, check_weights, load_weight
 StepHook = Callable[[int, list[str], list[str], list[float]], dict]
 
 
-# ---- 3. advantages -------------------------------------------------------------------------
-def compute_advantages(algo: str, r: Rollout, s: Scores, beta: float, cfg) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(advantages (B, R), returns (B, R) for ppo, else None)."""
-    mask = r.response_mask.float()
-    if algo == "ppo":
-        rewards = ppo.rewards(r.logprobs, s.ref_logprobs, s.scores, mask, beta)
-        return ppo.advantages(rewards, s.values, mask, cfg.gamma, cfg.lam)
-    if algo == "rloo":
-        return rloo.advantages(s.scores, r.logprobs, s.ref_logprobs, mask, cfg.k, beta), None
-    return grpo.advantages(s.scores, mask, cfg.k), None
+# ---- 2b. the hand-off record ------------------------------------------------------------------
+def experience(r: Rollout, s: Scores) -> Experience:
+    """What scoring hands to the algorithm: the sampler's tokens and log-probs beside the scores."""
+    return Experience(input_ids=r.input_ids, attention_mask=r.attention_mask, response_ids=r.response_ids,
+                      action_mask=r.response_mask.float(), logprobs=r.logprobs, ref_logprobs=s.ref_logprobs,
+                      scores=s.scores, values=s.values)
 
 
 # ---- 1b. old log-probs in the update's precision ----------------------------------------------
@@ -75,30 +76,23 @@ def same_precision_logprobs(policy, r: Rollout, temperature: float) -> Rollout:
 
 
 # ---- 4. update -----------------------------------------------------------------------------
-def update(algo: str, policy, value_model, optimizer, r: Rollout, s: Scores, adv: torch.Tensor,
-           returns: torch.Tensor | None, beta: float, temperature: float, cfg, params: list,
-           guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
-    """`epochs` passes of shuffled minibatches; returns the mean of each minibatch stat. `guard`
-    sees each minibatch's loss and gradient norm before its optimizer step (and stops the run)."""
-    ids, attn, mask = r.input_ids, r.attention_mask, r.response_mask.float()
-    R = r.response_ids.size(1)
+def update(algo, policy, value_model, optimizer, exp: Experience, beta: float, temperature: float, cfg,
+           params: list, guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
+    """`epochs` passes of shuffled minibatches, each scored by the algorithm's loss(); returns the
+    mean of each minibatch stat. `guard` sees each minibatch's loss and gradient norm before its
+    optimizer step (and stops the run)."""
+    R = exp.response_ids.size(1)
     logs: dict[str, list[float]] = {}
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     for _ in range(cfg.epochs):
-        for mb in torch.randperm(ids.size(0)).split(cfg.minibatch_size):
+        for index in torch.randperm(exp.input_ids.size(0)).split(cfg.minibatch_size):
+            mb = exp.rows(index)
             with autocast:
-                logits = response_logits(policy, ids[mb], attn[mb], R, temperature)     # (b, R, V) float32
-                values = (response_values(value_model, ids[mb], attn[mb], r.response_mask[mb]).float()
-                          if algo == "ppo" else None)
-            logprobs = gather_logprobs(logits, r.response_ids[mb])
-            if algo == "ppo":
-                loss, stats = ppo.loss(logprobs, r.logprobs[mb], adv[mb], values, s.values[mb], returns[mb],
-                                       mask[mb], cfg.clip, cfg.vf_clip, cfg.vf_coef)
-            elif algo == "rloo":
-                loss, stats = rloo.loss(logprobs, r.logprobs[mb], adv[mb], mask[mb], cfg.clip)
-            else:
-                loss, stats = grpo.loss(logprobs, r.logprobs[mb], s.ref_logprobs[mb], adv[mb], mask[mb], beta,
-                                        cfg.clip)
+                logits = response_logits(policy, mb.input_ids, mb.attention_mask, R, temperature)  # (b, R, V) float32
+                values = (response_values(value_model, mb.input_ids, mb.attention_mask, mb.action_mask).float()
+                          if value_model is not None else None)
+            logprobs = gather_logprobs(logits, mb.response_ids)
+            loss, stats = algo.loss(mb, logprobs, values, beta, cfg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf).item()
@@ -106,7 +100,7 @@ def update(algo: str, policy, value_model, optimizer, r: Rollout, s: Scores, adv
             optimizer.step()
             with torch.no_grad():
                 p = torch.softmax(logits, dim=-1)
-                stats["entropy"] = masked_mean(-(p * torch.log(p.clamp(min=1e-30))).sum(-1), mask[mb]).item()
+                stats["entropy"] = masked_mean(-(p * torch.log(p.clamp(min=1e-30))).sum(-1), mb.action_mask).item()
             for k, v in stats.items():
                 logs.setdefault(k, []).append(v)
     return {k: statistics.fmean(v) for k, v in logs.items()}
@@ -182,6 +176,7 @@ def callable_name(fn: Callable) -> str:
 def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | None = None) -> dict:
     cfg.validate(with_reward_fn=reward_fn is not None)
     algo, hp, out = cfg.algo, cfg.rl, Path(cfg.out)
+    entry, method = RL_ALGORITHMS[algo], algorithm(algo)     # its flags; its advantages() and loss()
     job = Job.begin(algo, cfg, models={"policy": cfg.policy, "value_model": cfg.value_model,
                                         "reward_model": cfg.reward_model},
                     data={"prompts": cfg.prompts, "reward_code": reward_code_file(cfg.reward)},
@@ -202,7 +197,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
         reward_model = load_reward_model(cfg.reward_model, tokenizer)
         reward = reward_model_fn(reward_model, tokenizer)
     value_model = None
-    if algo == "ppo":
+    if entry.critic:
         value_model = load_scalar_model(cfg.value_model)[0] if cfg.value_model else (
             load_scalar_model(cfg.reward_model)[0] if reward_model is not None else scalar_model_from_lm(cfg.policy)[0])
         disable_dropout(value_model).train()
@@ -214,7 +209,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
                            context_length(policy) - cfg.sample.max_new_tokens - 1)
-    k = 1 if algo == "ppo" else hp.k
+    k = hp.k if entry.grouped else 1
     bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True)
     with open_log(out / "log.jsonl", step) as log, bar:
         stats: dict = {}
@@ -235,12 +230,11 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             check_rollouts(algo, step + 1, scored, seq_kl, hp.max_kl, out)
             # 3. advantages
             beta = kl.beta
-            adv, returns = compute_advantages(algo, rollout, scored, beta, hp)
+            exp = method.advantages(experience(rollout, scored), beta, hp)
             # 4. update
             policy.train()
             lr_now = f"lr {scheduler.get_last_lr()[0]:.1e}"
-            stats = update(algo, policy, value_model, optimizer, rollout, scored, adv, returns, beta,
-                           cfg.sample.temperature, hp, params,
+            stats = update(method, policy, value_model, optimizer, exp, beta, cfg.sample.temperature, hp, params,
                            lambda values, limits: check_step(algo, step + 1, values, limits, lr_now, out))
             scheduler.step()
             step += 1

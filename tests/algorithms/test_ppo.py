@@ -5,7 +5,7 @@ import torch
 
 from rlhfkit.algorithms import ppo
 from rlhfkit.algorithms.kl_control import KLController
-from rlhfkit.algorithms.stats import kl_k1, kl_k3, whiten
+from rlhfkit.algorithms.stats import kl_k1, kl_k3, kl_penalised_rewards, whiten
 
 
 def t(*rows):
@@ -13,13 +13,13 @@ def t(*rows):
 
 
 def test_per_token_kl_penalty_with_the_score_on_the_last_real_token():
-    r = ppo.rewards(t([-1.0, -2.0, -3.0]), t([-1.5, -2.0, -2.0]), torch.tensor([2.0]), t([1, 1, 0]), beta=0.1)
+    r = kl_penalised_rewards(t([-1.0, -2.0, -3.0]), t([-1.5, -2.0, -2.0]), torch.tensor([2.0]), t([1, 1, 0]), beta=0.1)
     # kl = [0.5, 0, -1] masked to [0.5, 0, 0]; -0.1 * kl, plus the score 2 at index 1
     assert r[0].tolist() == pytest.approx([-0.05, 2.0, 0.0])
 
 
 def test_gae_by_hand():
-    adv, ret = ppo.advantages(t([1.0, 2.0]), t([0.5, 1.0]), t([1, 1]), gamma=1.0, lam=0.5)
+    adv, ret = ppo.gae(t([1.0, 2.0]), t([0.5, 1.0]), t([1, 1]), gamma=1.0, lam=0.5)
     # t=1: delta = 2 - 1 = 1 -> A = 1;  t=0: delta = 1 + 1 - 0.5 = 1.5 -> A = 1.5 + 0.5 * 1 = 2
     assert ret[0].tolist() == pytest.approx([2.5, 2.0])
     # whitened [2, 1]: mean 1.5, unbiased std sqrt(0.5)
@@ -27,7 +27,7 @@ def test_gae_by_hand():
 
 
 def test_gae_stops_at_the_mask():
-    _, ret = ppo.advantages(t([1.0, 5.0]), t([0.5, 9.0]), t([1, 0]), gamma=1.0, lam=0.95)
+    _, ret = ppo.gae(t([1.0, 5.0]), t([0.5, 9.0]), t([1, 0]), gamma=1.0, lam=0.95)
     # the masked step contributes neither reward nor value: A0 = 1 - 0.5 = 0.5, return = 1
     assert ret[0, 0].item() == pytest.approx(1.0) and ret[0, 1].item() == 0.0
 
@@ -44,12 +44,12 @@ def test_clipped_policy_and_value_losses_by_hand():
     lp, old = t([math.log(1.5)]), t([0.0])
     # positive advantage: the ratio 1.5 is clipped to 1.2 -> -1.2; value 2 vs old 1 clipped to 1.2,
     # returns 0: max(2^2, 1.2^2) / 2 = 2
-    loss, stats = ppo.loss(lp, old, one, t([2.0]), t([1.0]), t([0.0]), one, clip=0.2, vf_clip=0.2, vf_coef=0.1)
+    loss, stats = ppo.clipped_loss(lp, old, one, t([2.0]), t([1.0]), t([0.0]), one, clip=0.2, vf_clip=0.2, vf_coef=0.1)
     assert stats["pg_loss"] == pytest.approx(-1.2) and stats["vf_loss"] == pytest.approx(2.0)
     assert loss.item() == pytest.approx(-1.2 + 0.1 * 2.0)
     assert stats["clipfrac"] == 1.0
     # negative advantage: the pessimistic side is the unclipped 1.5
-    _, stats = ppo.loss(lp, old, -one, t([0.0]), t([0.0]), t([0.0]), one)
+    _, stats = ppo.clipped_loss(lp, old, -one, t([0.0]), t([0.0]), t([0.0]), one)
     assert stats["pg_loss"] == pytest.approx(1.5)
 
 
@@ -73,7 +73,7 @@ def test_gae_skips_a_hole_to_the_next_action_token():
     rewards = t([0.0, 1.0, 7.0, 7.0, 3.0])      # the hole's rewards and values must not count
     values = t([1.0, 2.0, 9.0, 9.0, 4.0])
     mask = t([1, 1, 0, 0, 1])
-    _, ret = ppo.advantages(rewards, values, mask, gamma=1.0, lam=0.5)
+    _, ret = ppo.gae(rewards, values, mask, gamma=1.0, lam=0.5)
     # a2: delta = 3 + 0 - 4 = -1 -> A = -1
     # a1 bootstraps from V(a2) = 4, not from the hole's 9 nor 0: delta = 1 + 4 - 2 = 3 -> A = 3 + 0.5 * -1 = 2.5
     # a0: delta = 0 + 2 - 1 = 1 -> A = 1 + 0.5 * 2.5 = 2.25
@@ -82,20 +82,20 @@ def test_gae_skips_a_hole_to_the_next_action_token():
 
 def test_gae_with_a_prefix_mask_is_unchanged_by_what_follows_it():
     rewards, values = t([1.0, 2.0, 5.0]), t([0.5, 1.0, 8.0])
-    _, with_tail = ppo.advantages(rewards, values, t([1, 1, 0]), gamma=1.0, lam=0.5)
-    _, alone = ppo.advantages(rewards[:, :2], values[:, :2], t([1, 1]), gamma=1.0, lam=0.5)
+    _, with_tail = ppo.gae(rewards, values, t([1, 1, 0]), gamma=1.0, lam=0.5)
+    _, alone = ppo.gae(rewards[:, :2], values[:, :2], t([1, 1]), gamma=1.0, lam=0.5)
     assert with_tail[0, :2].tolist() == pytest.approx(alone[0].tolist()) and with_tail[0, 2].item() == 0.0
 
 
 def test_kl_reward_with_a_hole_lands_on_action_tokens_and_the_score_on_the_last():
     logp, ref = t([-1.0, -1.0, -1.0, -1.0]), t([-2.0, -3.0, -1.5, -1.5])
-    r = ppo.rewards(logp, ref, torch.tensor([5.0]), t([1, 0, 1, 0]), beta=0.5)
+    r = kl_penalised_rewards(logp, ref, torch.tensor([5.0]), t([1, 0, 1, 0]), beta=0.5)
     # kl per token [1, 2, 0.5, 0.5] kept on positions 0 and 2; the score at the last action token (2)
     assert r[0].tolist() == pytest.approx([-0.5, 0.0, -0.25 + 5.0, 0.0])
 
 
 def test_advantages_are_whitened_over_action_tokens_only():
-    adv, _ = ppo.advantages(t([0.0, 0.0, 1.0]), t([0.0, 5.0, 0.0]), t([1, 0, 1]), gamma=1.0, lam=1.0)
+    adv, _ = ppo.gae(t([0.0, 0.0, 1.0]), t([0.0, 5.0, 0.0]), t([1, 0, 1]), gamma=1.0, lam=1.0)
     # raw A = [1, -, 1]: equal, so whitened to 0 on both; the hole stays 0
     assert adv[0].tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-3)
 
@@ -123,5 +123,5 @@ def test_gae_matches_a_reference_on_random_masks(holes):
     if holes:
         mask = mask * (torch.rand(6, 12, generator=g) > 0.3).float()
         mask[:, 0] = 1.0
-    _, ret = ppo.advantages(rewards, values, mask, gamma=0.9, lam=0.95)
+    _, ret = ppo.gae(rewards, values, mask, gamma=0.9, lam=0.95)
     torch.testing.assert_close(ret, _reference_gae(rewards, values, mask, 0.9, 0.95), atol=1e-5, rtol=0)

@@ -11,7 +11,7 @@ from rlhfkit.algorithms.reward import pairwise_loss, ranking_loss
 def test_rloo_leave_one_out_baseline():
     scores = torch.tensor([1.0, 2.0, 3.0, 4.0, 4.0, 4.0])
     zeros = torch.zeros(6, 2)
-    adv = rloo.advantages(scores, zeros, zeros, torch.ones(6, 2), k=3, beta=0.1)
+    adv = rloo.leave_one_out(scores, zeros, zeros, torch.ones(6, 2), k=3, beta=0.1)
     # group 1: baselines (2+3)/2, (1+3)/2, (1+2)/2 -> [-1.5, 0, 1.5]; group 2 all equal -> 0
     assert adv[:, 0].tolist() == pytest.approx([-1.5, 0.0, 1.5, 0.0, 0.0, 0.0])
 
@@ -20,27 +20,27 @@ def test_rloo_puts_the_kl_in_the_reward():
     scores = torch.tensor([1.0, 1.0])
     lp = torch.tensor([[0.0], [0.0]])
     ref = torch.tensor([[-2.0], [0.0]])      # sample 0 has KL 2
-    adv = rloo.advantages(scores, lp, ref, torch.ones(2, 1), k=2, beta=0.5)
+    adv = rloo.leave_one_out(scores, lp, ref, torch.ones(2, 1), k=2, beta=0.5)
     assert adv[:, 0].tolist() == pytest.approx([-1.0, 1.0])
 
 
 def test_grpo_group_normalised_advantages():
-    adv = grpo.advantages(torch.tensor([1.0, 2.0, 3.0]), torch.ones(3, 1), k=3)
+    adv = grpo.group_normalised(torch.tensor([1.0, 2.0, 3.0]), torch.ones(3, 1), k=3)
     assert adv[:, 0].tolist() == pytest.approx([-1.0, 0.0, 1.0], abs=1e-3)
 
 
 def test_grpo_loss_at_the_reference_is_minus_the_advantage():
     lp = torch.log(torch.tensor([[0.5, 0.25], [0.5, 0.5]]))
     adv = torch.tensor([[1.0, 1.0], [-2.0, -2.0]])
-    loss, stats = grpo.loss(lp, lp, lp, adv, torch.ones(2, 2), beta=0.1)
+    loss, stats = grpo.clipped_loss(lp, lp, lp, adv, torch.ones(2, 2), beta=0.1)
     assert stats["kl_k3"] == 0.0 and loss.item() == pytest.approx(0.5)   # mean of -1 and +2
 
 
 def test_rloo_and_grpo_need_k_of_two():
     with pytest.raises(ValueError):
-        rloo.advantages(torch.zeros(2), torch.zeros(2, 1), torch.zeros(2, 1), torch.ones(2, 1), k=1, beta=0.0)
+        rloo.leave_one_out(torch.zeros(2), torch.zeros(2, 1), torch.zeros(2, 1), torch.ones(2, 1), k=1, beta=0.0)
     with pytest.raises(ValueError):
-        grpo.advantages(torch.zeros(2), torch.ones(2, 1), k=1)
+        grpo.group_normalised(torch.zeros(2), torch.ones(2, 1), k=1)
 
 
 def test_bradley_terry_at_a_zero_margin_is_log_2():
@@ -87,17 +87,17 @@ HOLED = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])     # row 0: action, a 
 def test_rloo_with_holes_sums_kl_over_action_tokens_only():
     lp = torch.zeros(2, 3)
     ref = torch.tensor([[-1.0, -9.0, -1.0], [0.0, 0.0, -9.0]])   # the -9s sit in holes and padding
-    adv = rloo.advantages(torch.tensor([0.0, 0.0]), lp, ref, HOLED, k=2, beta=1.0)
+    adv = rloo.leave_one_out(torch.tensor([0.0, 0.0]), lp, ref, HOLED, k=2, beta=1.0)
     # sequence KL: row 0 = 1 + 1 = 2, row 1 = 0; R = [-2, 0]; leave-one-out: [-2 - 0, 0 - (-2)]
     torch.testing.assert_close(adv, torch.tensor([[-2.0, 0.0, -2.0], [2.0, 2.0, 0.0]]))
 
 
 def test_grpo_with_holes_averages_each_sequence_over_its_action_tokens():
-    adv = grpo.advantages(torch.tensor([0.0, 1.0]), HOLED, k=2)
+    adv = grpo.group_normalised(torch.tensor([0.0, 1.0]), HOLED, k=2)
     assert adv[0, 1].item() == 0.0 and adv[1, 2].item() == 0.0          # nothing off the action tokens
     lp = torch.zeros(2, 3)
     ref = torch.tensor([[0.0, -5.0, 0.0], [0.0, 0.0, 0.0]])            # a KL only inside row 0's hole
     big = torch.tensor([[1.0, 100.0, 1.0], [-1.0, -1.0, 100.0]])
-    loss, stats = grpo.loss(lp, lp, ref, big, HOLED, beta=1.0)
+    loss, stats = grpo.clipped_loss(lp, lp, ref, big, HOLED, beta=1.0)
     # the hole and the padding hold 100s and a KL, yet only action tokens count: mean(-1, +1) = 0
     assert loss.item() == pytest.approx(0.0) and stats["kl_k3"] == 0.0

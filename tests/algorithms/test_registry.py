@@ -1,0 +1,65 @@
+"""The RL registry: every algorithm has the same two entry points over the hand-off record, and
+REINFORCE++ (the algorithm added through it) by hand."""
+import dataclasses
+import math
+import types
+
+import pytest
+import torch
+
+from rlhfkit.algorithms import reinforce_pp
+from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
+from rlhfkit.config import RLConfig
+from rlhfkit.rollout.types import Experience
+
+HP = types.SimpleNamespace(k=2, gamma=1.0, lam=0.95, clip=0.2, vf_clip=0.2, vf_coef=0.1)
+
+
+def _experience(mask) -> Experience:
+    b, r = mask.shape
+    g = torch.Generator().manual_seed(0)
+    return Experience(input_ids=torch.zeros(b, 2 + r, dtype=torch.long), attention_mask=torch.ones(b, 2 + r),
+                      response_ids=torch.zeros(b, r, dtype=torch.long), action_mask=mask,
+                      logprobs=-torch.rand(b, r, generator=g), ref_logprobs=-torch.rand(b, r, generator=g),
+                      scores=torch.randn(b, generator=g), values=torch.randn(b, r, generator=g))
+
+
+@pytest.mark.parametrize("name", list(RL_ALGORITHMS))
+def test_every_algorithm_reads_the_record_and_trains_only_action_tokens(name):
+    mask = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0]])
+    exp = algorithm(name).advantages(_experience(mask), 0.1, HP)
+    assert exp.advantages.shape == mask.shape and (exp.advantages[mask == 0] == 0).all()
+    logprobs = exp.logprobs.clone().requires_grad_(True)
+    values = exp.values.clone().requires_grad_(True) if RL_ALGORITHMS[name].critic else None
+    loss, stats = algorithm(name).loss(exp, logprobs, values, 0.1, HP)
+    loss.backward()
+    assert math.isfinite(loss.item()) and stats["clipfrac"] == 0.0 and stats["approx_kl"] == 0.0   # on policy
+    assert (logprobs.grad[mask == 0] == 0).all()                    # a user's turn gets no gradient
+
+
+def test_the_config_offers_exactly_the_registry():
+    field = {f.name: f for f in dataclasses.fields(RLConfig)}["algo"]
+    assert tuple(field.metadata["choices"]) == tuple(RL_ALGORITHMS)
+
+
+def test_minibatch_rows_keep_every_field():
+    exp = _experience(torch.ones(3, 2))
+    mb = exp.rows(torch.tensor([2, 0]))
+    assert torch.equal(mb.scores, exp.scores[[2, 0]]) and mb.advantages is None
+
+
+def test_reinforce_pp_returns_to_go_skip_holes():
+    rewards = torch.tensor([[1.0, 7.0, 2.0, 3.0]])
+    mask = torch.tensor([[1.0, 0.0, 1.0, 1.0]])           # the 7 sits in another speaker's turn
+    assert reinforce_pp.returns_to_go(rewards, mask).tolist() == [[6.0, 0.0, 5.0, 3.0]]
+
+
+def test_reinforce_pp_advantages_by_hand():
+    # two episodes of two tokens, KL 0: rewards are the scores on the last token; G = [[1, 1], [3, 3]]
+    exp = _experience(torch.ones(2, 2))
+    exp = dataclasses.replace(exp, logprobs=torch.zeros(2, 2), ref_logprobs=torch.zeros(2, 2),
+                              scores=torch.tensor([1.0, 3.0]))
+    adv = reinforce_pp.advantages(exp, 0.5, HP).advantages
+    # whitened over all four action tokens: mean 2, unbiased std sqrt(4/3)
+    s = math.sqrt(4 / 3)
+    torch.testing.assert_close(adv, torch.tensor([[-1 / s, -1 / s], [1 / s, 1 / s]]), rtol=1e-4, atol=1e-4)
