@@ -39,12 +39,15 @@ def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
 
 
 def kl_penalised_rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, scores: torch.Tensor,
-                         mask: torch.Tensor, beta: float) -> torch.Tensor:
+                         mask: torch.Tensor, beta: float, whitened: bool = False) -> torch.Tensor:
     """Per-token reward -beta * (log pi - log pi_ref) on action tokens, with each episode's score
-    added at its last action token (Ziegler et al. 2019; Stiennon et al. 2020): (B, R)."""
+    added at its last action token (Ziegler et al. 2019; Stiennon et al. 2020): (B, R). `whitened`:
+    the deviations from the batch mean (over action tokens) scaled to unit variance, the mean kept
+    (N+'s reward whitening)."""
     r = -beta * (logprobs - ref_logprobs) * mask
     last = (mask.cumsum(dim=1) == mask.sum(dim=1, keepdim=True)) & (mask > 0)   # one True per row
-    return r + last * scores.unsqueeze(1)
+    r = r + last * scores.unsqueeze(1)
+    return whiten(r, mask, shift_mean=False) if whitened else r
 
 
 def clipped_surrogate(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,

@@ -81,6 +81,7 @@ class RLAlgoConfig:
     epochs: int = opt(4, "optimisation passes over each batch of rollouts", ge=1)
     minibatch_size: int = opt(32, "rollouts per gradient step", ge=1)
     lr: float = opt(1e-4, "learning rate of policy and value model (AdamW, eps 1e-5, linear decay)", gt=0)
+    warmup_steps: int = opt(0, "iterations of linear lr warm-up before the decay (0: none)", ge=0)
     # Stiennon et al. use 0.05; with the demo's reward model (6,000 comparisons, blind to flipped
     # polarities) the penalty works as early stopping: seed 0, win rate 0.513 / 0.549 / 0.503 at
     # beta 0.05 / 0.15 / 0.30 (KL 2.4 / 1.4 / 0.7 nats)
@@ -92,6 +93,9 @@ class RLAlgoConfig:
     vf_coef: float = opt(0.1, "value loss coefficient (ppo)", ge=0)
     gamma: float = opt(1.0, "discount (ppo)", ge=0, le=1)
     lam: float = opt(0.95, "GAE lambda (ppo)", ge=0, le=1)
+    whiten_rewards: bool = opt(False, "ppo and reinforce_pp: scale the per-token rewards to unit variance over the "
+                                      "batch before advantages (N+'s option; beta and the EOS penalty then act "
+                                      "in those units)")
     eos_trick: bool = opt(True, "an answer that never emits EOS scores eos_penalty instead of its reward")
     eos_penalty: float = opt(-1.0, "the score the EOS trick gives")
     grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)", ge=0)

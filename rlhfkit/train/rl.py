@@ -57,6 +57,13 @@ from rlhfkit.train.loop import (batch_at, check_step, check_weights, load_weight
 StepHook = Callable[[int, list[str], list[str], list[float]], dict]
 
 
+def rl_lr_factor(step: int, warmup: int, total: int) -> float:
+    """The lr multiplier at iteration `step`: a linear warm-up over `warmup` iterations (the first
+    updates otherwise spend KL on a value model that has not caught up), times a linear decay to 0
+    over the run (N+)."""
+    return min(1.0, (step + 1) / warmup if warmup else 1.0) * max(0.0, 1 - step / total)
+
+
 # ---- 2b. the hand-off record ------------------------------------------------------------------
 def experience(r: Rollout, s: Scores) -> Experience:
     """What scoring hands to the algorithm: the sampler's tokens and log-probs beside the scores."""
@@ -204,7 +211,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     disable_dropout(policy).train()   # N+ detail: no dropout, so log-probs recomputed in the update match
     params = [p for m in (policy, value_model) if m is not None for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=hp.lr, eps=1e-5)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / hp.steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: rl_lr_factor(s, hp.warmup_steps, hp.steps))
     kl = KLController(hp.beta, hp.target_kl or None, hp.kl_horizon)
     step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,

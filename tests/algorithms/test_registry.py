@@ -2,17 +2,16 @@
 REINFORCE++ (the algorithm added through it) by hand."""
 import dataclasses
 import math
-import types
 
 import pytest
 import torch
 
 from rlhfkit.algorithms import reinforce_pp
 from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
-from rlhfkit.config import RLConfig
+from rlhfkit.config import RLAlgoConfig, RLConfig
 from rlhfkit.rollout.types import Experience
 
-HP = types.SimpleNamespace(k=2, gamma=1.0, lam=0.95, clip=0.2, vf_clip=0.2, vf_coef=0.1)
+HP = RLAlgoConfig(k=2)
 
 
 def _experience(mask) -> Experience:
@@ -63,3 +62,19 @@ def test_reinforce_pp_advantages_by_hand():
     # whitened over all four action tokens: mean 2, unbiased std sqrt(4/3)
     s = math.sqrt(4 / 3)
     torch.testing.assert_close(adv, torch.tensor([[-1 / s, -1 / s], [1 / s, 1 / s]]), rtol=1e-4, atol=1e-4)
+
+
+def test_whitened_rewards_keep_the_mean_and_scale_the_rest_by_hand():
+    from rlhfkit.algorithms.stats import kl_penalised_rewards
+    zeros = torch.zeros(2, 2)
+    r = kl_penalised_rewards(zeros, zeros, torch.tensor([2.0, 4.0]), torch.ones(2, 2), beta=0.1, whitened=True)
+    # raw [[0, 2], [0, 4]]: mean 1.5, unbiased variance 11 / 3
+    std = math.sqrt(11 / 3)
+    expected = torch.tensor([[-1.5, 0.5], [-1.5, 2.5]]) / std + 1.5
+    torch.testing.assert_close(r, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_rl_lr_warms_up_then_decays_linearly():
+    from rlhfkit.train.rl import rl_lr_factor
+    assert [rl_lr_factor(s, 2, 10) for s in range(3)] == pytest.approx([0.5, 0.9, 0.8])
+    assert [rl_lr_factor(s, 0, 10) for s in (0, 5, 10)] == pytest.approx([1.0, 0.5, 0.0])

@@ -62,3 +62,12 @@ def test_bf16_first_iteration_starts_on_policy(tiny_model_dir, tmp_path):
     stats = rl.run(cfg, reward_fn=e_share)
     assert stats["clipfrac"] == 0.0 and stats["approx_kl"] == 0.0, stats
     assert stats["kl"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_lr_warm_up_and_reward_whitening_from_the_config(tiny_model_dir, tmp_path):
+    cfg = _cfg(tiny_model_dir, tmp_path / "out")
+    cfg.rl.warmup_steps, cfg.rl.whiten_rewards = 3, True
+    rl.run(cfg, reward_fn=e_share)
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    # after iteration s the next lr is 1e-3 * min(1, (s + 1) / 3) * (1 - s / 4), s = 1..4
+    assert lrs == pytest.approx([1e-3 * 2 / 3 * 0.75, 1e-3 * 0.5, 1e-3 * 0.25, 0.0])
