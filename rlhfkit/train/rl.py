@@ -32,14 +32,16 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from tqdm import tqdm
 
-from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
 from rlhfkit.algorithms.kl_control import KLController
+from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
 from rlhfkit.algorithms.stats import kl_k3, masked_mean
 from rlhfkit.config import RLConfig
+from rlhfkit.errors import RunError
 from rlhfkit.models.heads import load_reward_model, load_scalar_model, scalar_model_from_lm
 from rlhfkit.models.lm import context_length, disable_dropout, load_causal_lm, save_atomic, save_model
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
@@ -47,7 +49,6 @@ from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.rollout.score import (RewardFn, Scores, load_reward_fn, python_reward_fn, response_values,
                                    reward_model_fn, score)
 from rlhfkit.rollout.types import Experience, Rollout
-from rlhfkit.errors import RunError
 from rlhfkit.train.job import Job, last_good_checkpoint
 from rlhfkit.train.loop import (batch_at, check_step, check_weights, load_weights, open_log, restore_trainer_state,
                                 trainer_state)
@@ -83,8 +84,8 @@ def same_precision_logprobs(policy, r: Rollout, temperature: float) -> Rollout:
 
 
 # ---- 4. update -----------------------------------------------------------------------------
-def update(algo, policy, value_model, optimizer, exp: Experience, beta: float, temperature: float, cfg,
-           params: list, guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
+def update(method: ModuleType, policy, value_model, optimizer, exp: Experience, beta: float, temperature: float,
+           cfg, params: list, guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
     """`epochs` passes of shuffled minibatches, each scored by the algorithm's loss(); returns the
     mean of each minibatch stat. `guard` sees each minibatch's loss and gradient norm before its
     optimizer step (and stops the run)."""
@@ -99,7 +100,7 @@ def update(algo, policy, value_model, optimizer, exp: Experience, beta: float, t
                 values = (response_values(value_model, mb.input_ids, mb.attention_mask, mb.action_mask).float()
                           if value_model is not None else None)
             logprobs = gather_logprobs(logits, mb.response_ids)
-            loss, stats = algo.loss(mb, logprobs, values, beta, cfg)
+            loss, stats = method.loss(mb, logprobs, values, beta, cfg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf).item()
