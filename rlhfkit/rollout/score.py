@@ -166,10 +166,13 @@ def _short(v: object) -> str:
 
 def response_values(value_model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     response_mask: torch.Tensor) -> torch.Tensor:
-    """V(s_t) for each response token: the head at the position just before the token, (B, R)."""
+    """V(s_t) for each response token: the head at the position just before the token, (B, R),
+    minus the model's `reward_offset`, as `sequence_rewards` reads rewards: a value model that
+    starts from the reward model then starts on the scale of the rewards it must predict."""
     values = token_values(value_model, input_ids, attention_mask)                    # (B, P+R)
     P, R = input_ids.size(1) - response_mask.size(1), response_mask.size(1)
-    return values[:, P - 1:P - 1 + R] * response_mask
+    offset = float(getattr(value_model.config, "reward_offset", 0.0))
+    return (values[:, P - 1:P - 1 + R] - offset) * response_mask
 
 
 @torch.no_grad()

@@ -109,3 +109,16 @@ def test_a_reward_checked_for_count_and_errors_and_passed_through_when_good():
         python_reward_fn(lambda p, c: [1 / 0])(rollout_of(["a", "b", "c"]), prompts)
     scores = python_reward_fn(lambda p, c: [len(x) for x in c])(rollout_of(["a", "bb", ""]), prompts)
     assert scores.tolist() == [1.0, 2.0, 0.0]
+
+
+def test_values_are_read_on_the_rewards_scale(tiny_model_dir):
+    from rlhfkit.models.heads import scalar_model_from_lm, token_values
+    from rlhfkit.rollout.score import response_values
+    model, _ = scalar_model_from_lm(tiny_model_dir)
+    ids, attn = torch.randint(5, 300, (2, 6)), torch.ones(2, 6, dtype=torch.long)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    with torch.no_grad():
+        raw = token_values(model, ids, attn)[:, 2:5]              # the states before the 3 response tokens
+        model.config.reward_offset = 0.75                          # as `rlhfkit rm` leaves it
+        values = response_values(model, ids, attn, mask)
+    torch.testing.assert_close(values, (raw - 0.75) * mask)
