@@ -273,3 +273,10 @@ def test_check_max_len():
 def test_config_errors_are_input_errors():
     with pytest.raises(InputError):
         check_max_len(600, 512)
+
+
+def test_value_warmup_needs_a_value_model_and_room_to_train_the_policy():
+    with pytest.raises(ConfigError, match="rl.value_warmup is for algorithms with a value model; grpo has none"):
+        RLConfig(algo="grpo", reward_model="rm", rl=RLAlgoConfig(value_warmup=2)).validate()
+    with pytest.raises(ConfigError, match=r"rl.value_warmup \(40\) must be below rl.steps \(40\)"):
+        RLConfig(reward_model="rm", rl=RLAlgoConfig(value_warmup=40)).validate()

@@ -82,6 +82,8 @@ class RLAlgoConfig:
     minibatch_size: int = opt(32, "rollouts per gradient step", ge=1)
     lr: float = opt(1e-4, "learning rate of policy and value model (AdamW, eps 1e-5, linear decay)", gt=0)
     warmup_steps: int = opt(0, "iterations of linear lr warm-up before the decay (0: none)", ge=0)
+    value_warmup: int = opt(0, "ppo: first iterations that train only the value model, the policy held still "
+                               "(0: none)", ge=0)
     # Stiennon et al. use 0.05; with the demo's reward model (6,000 comparisons, blind to flipped
     # polarities) the penalty works as early stopping: seed 0, win rate 0.513 / 0.549 / 0.503 at
     # beta 0.05 / 0.15 / 0.30 (KL 2.4 / 1.4 / 0.7 nats)
@@ -108,5 +110,9 @@ class RLAlgoConfig:
     max_loss: float = opt(0.0, "stop the run when a minibatch loss exceeds this (0: no limit)", ge=0)
 
     def validate(self, algo: str) -> None:
+        if self.value_warmup and not RL_ALGORITHMS[algo].critic:
+            raise ConfigError(f"rl.value_warmup is for algorithms with a value model; {algo} has none")
+        if self.value_warmup >= self.steps:
+            raise ConfigError(f"rl.value_warmup ({self.value_warmup}) must be below rl.steps ({self.steps})")
         if RL_ALGORITHMS[algo].grouped and self.k < 2:
             raise ConfigError(f"rl.k must be >= 2 for {algo} (its baseline needs other samples), got {self.k}")

@@ -239,7 +239,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             # 3. advantages
             beta = kl.beta
             exp = method.advantages(experience(rollout, scored), beta, hp)
-            # 4. update
+            # 4. update (during the value warm-up the policy gets no gradient: only the critic learns)
+            policy.requires_grad_(step >= hp.value_warmup)
             policy.train()
             lr_now = f"lr {scheduler.get_last_lr()[0]:.1e}"
             stats = update(method, policy, value_model, optimizer, exp, beta, cfg.sample.temperature, hp, params,

@@ -71,3 +71,15 @@ def test_lr_warm_up_and_reward_whitening_from_the_config(tiny_model_dir, tmp_pat
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
     # after iteration s the next lr is 1e-3 * min(1, (s + 1) / 3) * (1 - s / 4), s = 1..4
     assert lrs == pytest.approx([1e-3 * 2 / 3 * 0.75, 1e-3 * 0.5, 1e-3 * 0.25, 0.0])
+
+
+def test_value_warm_up_holds_the_policy_still(tiny_model_dir, tmp_path):
+    cfg = _cfg(tiny_model_dir, tmp_path / "out")
+    cfg.rl.steps, cfg.rl.value_warmup = 3, 2
+    rl.run(cfg, reward_fn=e_share)
+    log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    # the rollouts of iterations 2 and 3 still come from the starting policy (KL 0 to it, ratio 1)
+    assert [r["kl"] for r in log] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
+    assert log[0]["approx_kl"] == 0.0 and log[1]["approx_kl"] == 0.0 and log[2]["approx_kl"] > 0.0
+    start, end = load_causal_lm(tiny_model_dir)[0], load_causal_lm(tmp_path / "out")[0]
+    assert any(not torch.equal(a, b) for a, b in zip(start.state_dict().values(), end.state_dict().values()))
