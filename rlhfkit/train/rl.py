@@ -129,6 +129,15 @@ def _save_checkpoint(path: Path, policy, value_model, tokenizer, optimizer, sche
     save_atomic(path, write)
 
 
+def _save_final(stage: str, out: Path, policy, value_model, tokenizer) -> None:
+    """OUT/model and OUT/value, only if every weight is finite; the checkpoint is then not needed."""
+    check_weights(stage, _models(policy, value_model), out)
+    save_model(out / "model", policy, tokenizer)
+    if value_model is not None:
+        save_model(out / "value", value_model, tokenizer)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+
+
 def _models(policy, value_model) -> dict:
     return {"policy": policy} | ({"value model": value_model} if value_model is not None else {})
 
@@ -181,35 +190,70 @@ def callable_name(fn: Callable) -> str:
     return f"{getattr(fn, '__module__', None) or type(fn).__module__}:{name}"
 
 
+def rl_job(cfg: RLConfig, reward_fn: RewardFn | None) -> Job:
+    """The run's job: its models, prompts, the reward's code (or a Python function's name), config."""
+    return Job.begin(cfg.algo, cfg, models={"policy": cfg.policy, "value_model": cfg.value_model,
+                                            "reward_model": cfg.reward_model},
+                     data={"prompts": cfg.prompts, "reward_code": reward_code_file(cfg.reward)},
+                     extra={"reward_fn": callable_name(reward_fn)} if reward_fn else None)
+
+
+def load_models(cfg: RLConfig, critic: bool, reward_fn: RewardFn | None) -> tuple:
+    """(policy, frozen reference, tokenizer, reward, value model or None), dropout off in the
+    trained ones (N+: log-probs recomputed in the update must match the sampler's)."""
+    policy, tokenizer = load_causal_lm(cfg.policy)
+    ref, _ = load_causal_lm(cfg.policy)
+    ref.requires_grad_(False)
+    if reward_fn is not None or cfg.reward:
+        reward = python_reward_fn(reward_fn or load_reward_fn(cfg.reward))
+    else:
+        reward = reward_model_fn(load_reward_model(cfg.reward_model, tokenizer), tokenizer)
+    value_model = None
+    if critic:    # from --value_model, else the reward model, else the policy's backbone with a new head
+        start = cfg.value_model or cfg.reward_model
+        value_model = load_scalar_model(start)[0] if start else scalar_model_from_lm(cfg.policy)[0]
+        disable_dropout(value_model).train()
+    disable_dropout(policy).train()
+    return policy, ref, tokenizer, reward, value_model
+
+
+def rollout_stats(rollout: Rollout, scored: Scores, seq_kl: torch.Tensor, beta: float) -> dict[str, float]:
+    """What an iteration's rollouts show: proxy score, KL (k1 and k3), KL-penalised reward, length."""
+    mask = rollout.response_mask.float()
+    return {"score": scored.raw.mean().item(), "kl": seq_kl.mean().item(),
+            "kl_k3": (kl_k3(rollout.logprobs, scored.ref_logprobs) * mask).sum(1).mean().item(),
+            "rlhf_reward": (scored.scores - beta * seq_kl).mean().item(), "beta": beta,
+            "length": mask.sum(1).mean().item(), "no_eos": (~rollout.ended).float().mean().item()}
+
+
+def generate_and_score(cfg: RLConfig, policy, ref, value_model, tokenizer, reward, batch: list[str],
+                       step: int) -> tuple[Rollout, Scores]:
+    """Steps 1 and 2: sample the batch, then score it in the precision of the update (so a ratio
+    and a KL of equal models are exactly 1 and 0)."""
+    hp = cfg.rl
+    policy.eval()
+    rollout = generate(policy, tokenizer, batch, temperature=cfg.sample.temperature,
+                       max_new_tokens=cfg.sample.max_new_tokens, seed=hp.seed * 100_003 + step)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):
+        if hp.dtype == "bfloat16":
+            rollout = same_precision_logprobs(policy, rollout, cfg.sample.temperature)
+        scored = score(rollout, batch, reward, ref, value_model, cfg.sample.temperature,
+                       hp.eos_penalty if hp.eos_trick else None)
+    return rollout, scored
+
+
 def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | None = None) -> dict:
     cfg.validate(with_reward_fn=reward_fn is not None)
     algo, hp, out = cfg.algo, cfg.rl, Path(cfg.out)
     entry, method = RL_ALGORITHMS[algo], algorithm(algo)     # its flags; its advantages() and loss()
-    job = Job.begin(algo, cfg, models={"policy": cfg.policy, "value_model": cfg.value_model,
-                                        "reward_model": cfg.reward_model},
-                    data={"prompts": cfg.prompts, "reward_code": reward_code_file(cfg.reward)},
-                    extra={"reward_fn": callable_name(reward_fn)} if reward_fn else None)
+    job = rl_job(cfg, reward_fn)
     if job.result is not None:
         return job.result
     out.mkdir(parents=True, exist_ok=True)
     job.claim()
     torch.manual_seed(hp.seed)
     # ---- Models: policy, frozen reference, reward, value
-    policy, tokenizer = load_causal_lm(cfg.policy)
-    ref, _ = load_causal_lm(cfg.policy)
-    ref.requires_grad_(False)
-    reward_model = None
-    if reward_fn is not None or cfg.reward:
-        reward = python_reward_fn(reward_fn or load_reward_fn(cfg.reward))
-    else:
-        reward_model = load_reward_model(cfg.reward_model, tokenizer)
-        reward = reward_model_fn(reward_model, tokenizer)
-    value_model = None
-    if entry.critic:
-        value_model = load_scalar_model(cfg.value_model)[0] if cfg.value_model else (
-            load_scalar_model(cfg.reward_model)[0] if reward_model is not None else scalar_model_from_lm(cfg.policy)[0])
-        disable_dropout(value_model).train()
-    disable_dropout(policy).train()   # N+ detail: no dropout, so log-probs recomputed in the update match
+    policy, ref, tokenizer, reward, value_model = load_models(cfg, entry.critic, reward_fn)
     params = [p for m in (policy, value_model) if m is not None for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=hp.lr, eps=1e-5)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: rl_lr_factor(s, hp.warmup_steps, hp.steps))
@@ -224,16 +268,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
         while step < hp.steps:
             t0 = time.time()
             batch = [p for p in batch_at(prompts, step, hp.prompts_per_step, hp.seed) for _ in range(k)]
-            # 1. generate
-            policy.eval()
-            rollout = generate(policy, tokenizer, batch, temperature=cfg.sample.temperature,
-                               max_new_tokens=cfg.sample.max_new_tokens, seed=hp.seed * 100_003 + step)
-            # 2. score, in the precision of the update (so a ratio and a KL of equal models are exactly 1 and 0)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):
-                if hp.dtype == "bfloat16":
-                    rollout = same_precision_logprobs(policy, rollout, cfg.sample.temperature)
-                scored = score(rollout, batch, reward, ref, value_model, cfg.sample.temperature,
-                               hp.eos_penalty if hp.eos_trick else None)
+            # 1. generate, 2. score
+            rollout, scored = generate_and_score(cfg, policy, ref, value_model, tokenizer, reward, batch, step)
             seq_kl = ((rollout.logprobs - scored.ref_logprobs) * rollout.response_mask).sum(1)
             check_rollouts(algo, step + 1, scored, seq_kl, hp.max_kl, out)
             # 3. advantages
@@ -248,13 +284,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             scheduler.step()
             step += 1
             # ---- Log
-            mask = rollout.response_mask.float()
-            stats.update(
-                step=step, score=scored.raw.mean().item(), kl=seq_kl.mean().item(),
-                kl_k3=(kl_k3(rollout.logprobs, scored.ref_logprobs) * mask).sum(1).mean().item(),
-                rlhf_reward=(scored.scores - beta * seq_kl).mean().item(), beta=beta,
-                length=mask.sum(1).mean().item(), no_eos=(~rollout.ended).float().mean().item(),
-                lr=scheduler.get_last_lr()[0], seconds=time.time() - t0)
+            stats.update(step=step, **rollout_stats(rollout, scored, seq_kl, beta), lr=scheduler.get_last_lr()[0],
+                         seconds=time.time() - t0)
             kl.update(stats["kl"], len(batch))
             if on_step is not None:
                 stats.update(on_step(step, batch, rollout.texts, scored.raw.tolist()))
@@ -266,10 +297,5 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             if hp.checkpoint_every and step % hp.checkpoint_every == 0 and step < hp.steps:
                 _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step,
                                  job)
-    policy.eval()
-    check_weights(algo, _models(policy, value_model), out)
-    save_model(out / "model", policy, tokenizer)
-    if value_model is not None:
-        save_model(out / "value", value_model, tokenizer)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    _save_final(algo, out, policy.eval(), value_model, tokenizer)
     return job.finish(dict(stats) | {"out": str(out / "model")})
