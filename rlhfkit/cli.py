@@ -34,8 +34,8 @@ STAGES = {
     "slic": (C.SLiCConfig, "rlhfkit.train.preference:run_slic"),
     "dpo": (C.DPOConfig, "rlhfkit.train.preference:run_dpo"),
     "eval": (C.EvalConfig, "rlhfkit.evaluate.run:run"),
-    "demo": (C.DemoConfig, "rlhfkit.demo:run"),
-    "vader": (VaderExperimentConfig, "rlhfkit.tasks.vader.experiment:run"),
+    "demo": (C.DemoConfig, "rlhfkit.pipelines.demo:run"),
+    "vader": (VaderExperimentConfig, "rlhfkit.pipelines.vader:run"),
 }
 DATA_TASKS = {"tldr": (C.DataTldrConfig, "rlhfkit.tasks.tldr.export:run"),
               "vader": (DataVaderConfig, "rlhfkit.tasks.vader.export:run")}

@@ -3,7 +3,7 @@
 import pytest
 
 from rlhfkit.config import DemoConfig, RLAlgoConfig, TaskConfig
-from rlhfkit.demo import run
+from rlhfkit.pipelines.demo import run
 
 
 @pytest.mark.slow

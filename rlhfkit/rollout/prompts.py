@@ -1,4 +1,4 @@
-"""The prompts a rollout starts from: the built-in world's, or a file's, checked against the context.
+"""The prompts a rollout starts from: a registered task's, or a file's, checked against the context.
 
 A file's prompts are checked up front against the context left for the response, so a bad
 record stops the run before any work, named by file:line.
@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from rlhfkit.config import TaskConfig
 from rlhfkit.data.records import DataError, read_records, text_field
-from rlhfkit.tasks.tldr.world import make_split
+from rlhfkit.tasks.base import TASKS, load_task
 
 
 def load_prompts(spec: str, task: TaskConfig, split: str, tokenizer, max_prompt_len: int) -> list[str]:
-    """spec 'tldr': the world's prompts of `split` (train, valid or test); else a JSONL / Parquet
-    file or `datasets` directory with a 'prompt' field."""
-    if spec == "tldr":
-        n = {"train": task.n_train, "valid": task.n_valid, "test": task.n_test}[split]
-        return [p.prompt for p in make_split(task.seed, split, n)]
+    """spec a registered task's name ('tldr'): the task's prompts of `split` (train, valid or test),
+    built from the run's TaskConfig; else a JSONL / Parquet file or `datasets` directory with a
+    'prompt' field."""
+    if spec in TASKS:
+        return load_task(spec, task).prompts(split)
     prompts = []
     for where, record in read_records(spec):
         prompt = text_field(record, "prompt", where)

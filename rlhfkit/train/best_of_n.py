@@ -24,6 +24,7 @@ from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.rollout.generate import generate
 from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.rollout.score import reward_model_fn
+from rlhfkit.tasks.base import TASKS
 from rlhfkit.train.job import Job
 
 NO_EOS_SCORE = -1.0   # the RL stage's EOS-trick penalty: an unfinished answer is never the best
@@ -64,7 +65,7 @@ def run(cfg: BestOfNConfig) -> dict:
     reward_model = load_reward_model(cfg.reward_model, tokenizer)
     prompts = load_prompts(cfg.prompts, cfg.task, "test", tokenizer,
                            context_length(policy) - cfg.sample.max_new_tokens - 1)
-    if cfg.prompts == "tldr":
+    if cfg.prompts in TASKS:     # a file's prompts are all used; a task's test split is cut to n_prompts
         prompts = prompts[:cfg.n_prompts]
     # ---- n candidates each, scored; keep the best
     texts, scores, ended = sample_candidates(policy, tokenizer, reward_model, prompts, cfg.n, cfg.sample,

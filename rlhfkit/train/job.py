@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from rlhfkit.errors import InputError
+from rlhfkit.tasks.base import TASKS
 
 # config fields that do not change what a run computes: changing them never blocks a resume
 IGNORED_FIELDS = {"out", "resume", "threads", "checkpoint_every", "max_loss", "max_kl", "json"}
-BUILTIN_DATA = {"tldr"}      # names the loaders read as the built-in world, whatever the working directory holds
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja")
 FULL_HASH_BYTES = 64 << 20   # weight files up to this size are hashed whole
@@ -78,9 +78,10 @@ def model_fingerprint(path: str | Path) -> dict:
 
 def data_fingerprint(spec: str) -> dict:
     """Path, size and hash of a data file (every file of a directory; `FILE:SPLIT` hashes FILE and
-    records SPLIT); built-in worlds by name."""
+    records SPLIT); a registered task by name (the loaders read it as the task, whatever the working
+    directory holds)."""
     from rlhfkit.data.records import split_spec
-    if spec in BUILTIN_DATA:
+    if spec in TASKS:
         return {"name": spec}
     p, split = split_spec(spec)
     if not p.exists():   # a missing file the loader will report

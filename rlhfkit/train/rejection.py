@@ -25,10 +25,10 @@ from rlhfkit.data.records import Demonstration, Where, load_demonstrations, writ
 from rlhfkit.models.heads import load_reward_model
 from rlhfkit.models.lm import context_length, load_causal_lm, save_model
 from rlhfkit.rollout.prompts import load_prompts
+from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.best_of_n import sample_candidates
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit
-from rlhfkit.train.sft import tldr_demonstrations
 
 
 def _encode(prompt: str, answer: str, tokenizer, max_len: int, where: Where, weight: float = 1.0) -> Example:
@@ -94,8 +94,8 @@ def run_rwsft(cfg: RWSFTConfig) -> dict:
     max_len = context_length(policy)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
                            max_len - cfg.sample.max_new_tokens - 1)[:cfg.n_prompts]
-    if cfg.demonstrations == "tldr":
-        demos = tldr_demonstrations(cfg.task.seed, "train", cfg.task.n_train)
+    if cfg.demonstrations in TASKS:
+        demos = load_task(cfg.demonstrations, cfg.task).demonstrations("train")
     else:
         demos = load_demonstrations(cfg.demonstrations) if cfg.demonstrations else []
     # ---- 1. n samples per prompt from the starting policy, scored

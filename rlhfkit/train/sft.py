@@ -1,8 +1,8 @@
 """`rlhfkit sft`: supervised fine-tuning on demonstrations.
 
 Cross-entropy on response tokens only (prompt masked), EOS appended (DESIGN section 4). Data is
-the built-in world's reference TL;DRs, or any JSONL / Parquet file or `datasets` directory in
-prompt/completion or messages format. Writes `OUT/model` (loadable with
+a registered task's demonstrations (`tldr`: the built-in world's reference TL;DRs), or any JSONL /
+Parquet file or `datasets` directory in prompt/completion or messages format. Writes `OUT/model` (loadable with
 `AutoModelForCausalLM.from_pretrained`), resumable `OUT/checkpoint`, and `OUT/log.jsonl`.
 
     rlhfkit sft --model models/tldr-base --out runs/sft
@@ -17,22 +17,15 @@ from rlhfkit.config import SFTConfig, check_max_len
 from rlhfkit.data.collate import encode_demonstration
 from rlhfkit.data.records import Demonstration, Where, chat_template_of, load_demonstrations
 from rlhfkit.models.lm import context_length, load_causal_lm
-from rlhfkit.tasks.tldr.world import make_split
-from rlhfkit.tasks.tldr.writers import reference_summary
+from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit, mean_lm_loss
 
 
-def tldr_demonstrations(seed: int, split: str, n: int) -> list[Demonstration]:
-    """The world's demonstrations: each post with one simulated writer's reference TL;DR."""
-    return [Demonstration(p.prompt, reference_summary(p, seed)[1], Where(f"tldr {split} post", i))
-            for i, p in enumerate(make_split(seed, split, n), start=1)]
-
-
 def load_data(path: str, tokenizer, cfg: SFTConfig, split: str) -> list[Demonstration]:
-    if path == "tldr":
-        n = cfg.task.n_train if split == "train" else cfg.task.n_valid
-        return tldr_demonstrations(cfg.task.seed, split, n)
+    """A registered task's demonstrations of `split` (its name, e.g. 'tldr'), else a file's."""
+    if path in TASKS:
+        return load_task(path, cfg.task).demonstrations(split)
     return load_demonstrations(path, chat_template_of(tokenizer))
 
 
@@ -46,7 +39,7 @@ def run(cfg: SFTConfig) -> dict:
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))
     train = [encode_demonstration(d, tokenizer, max_len) for d in load_data(cfg.data, tokenizer, cfg, "train")]
-    valid_path = cfg.valid_data or ("tldr" if cfg.data == "tldr" else "")
+    valid_path = cfg.valid_data or (cfg.data if cfg.data in TASKS else "")   # a task brings its own valid split
     valid = [encode_demonstration(d, tokenizer, max_len) for d in load_data(valid_path, tokenizer, cfg, "valid")] \
         if valid_path else []
     # ---- Training

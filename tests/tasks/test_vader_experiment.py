@@ -8,8 +8,9 @@ import sys
 import pytest
 import torch
 
+from rlhfkit.evaluate.fluency import continuation_nll, perplexity
 from rlhfkit.models.lm import load_causal_lm
-from rlhfkit.tasks.vader.judges import continuation_nll, perplexity, vader_compound
+from rlhfkit.tasks.vader.judges import vader_compound
 from rlhfkit.train.reward_model import pair_accuracy
 from test_vader_data import write_sdist
 

@@ -155,6 +155,9 @@ def ranking_record(ranking: Sequence[Sentence]) -> dict:
 
 
 # ---- Prompts and demonstrations ---------------------------------------------------------
+MOVIES = "movieReviewSnippets"   # the corpus whose openings are the prompts (Ziegler et al. 2019's task)
+
+
 def opening(text: str, n_words: int) -> tuple[str, str] | None:
     """(first n_words words, the rest), or None when the rest would be under 4 words."""
     words = text.split()

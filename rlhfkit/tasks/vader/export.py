@@ -36,11 +36,9 @@ from rlhfkit.config import to_dict
 from rlhfkit.data.records import write_jsonl
 from rlhfkit.tasks.vader.agreement import longer_wins, pair_agreement
 from rlhfkit.tasks.vader.config import SPLITS, DataVaderConfig
-from rlhfkit.tasks.vader.data import (Pair, draw_pairs, draw_rankings, pair_record, positive_demonstrations,
+from rlhfkit.tasks.vader.data import (MOVIES, Pair, draw_pairs, draw_rankings, pair_record, positive_demonstrations,
                                       prompt_records, ranking_record, split_sentences)
 from rlhfkit.tasks.vader.source import Sentence, load_sentences
-
-MOVIES = "movieReviewSnippets"
 
 
 def heldout_statistics(pairs: list[Pair]) -> dict:

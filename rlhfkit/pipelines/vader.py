@@ -28,13 +28,14 @@ from pathlib import Path
 from rlhfkit.config import BestOfNConfig, DPOConfig, RLConfig, RMConfig, SFTConfig, to_dict
 from rlhfkit.data.collate import encode_demonstration
 from rlhfkit.data.records import Demonstration, load_comparisons, read_records, write_jsonl
+from rlhfkit.evaluate.fluency import perplexity
 from rlhfkit.evaluate.run import sample_policy
 from rlhfkit.models.config import ModelImportConfig
 from rlhfkit.models.heads import load_scalar_model
 from rlhfkit.models.lm import context_length, load_causal_lm
+from rlhfkit.pipelines.vader_report import write_report
 from rlhfkit.tasks.vader.config import DataVaderConfig, VaderExperimentConfig
-from rlhfkit.tasks.vader.judges import perplexity, vader_compound
-from rlhfkit.tasks.vader.report import write_report
+from rlhfkit.tasks.vader.judges import vader_compound
 from rlhfkit.train import best_of_n, preference, reward_model, rl, sft
 from rlhfkit.train.reward_model import encode_comparison, pair_accuracy, score_groups
 
