@@ -36,7 +36,7 @@ def clipped_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, ref_logprob
 
 # ---- the registry's entry points --------------------------------------------------------------
 def advantages(exp: Experience, beta: float, hp) -> Experience:
-    return replace(exp, advantages=group_normalised(exp.scores, exp.action_mask, hp.k))
+    return replace(exp, advantages=group_normalised(exp.episode_returns, exp.action_mask, hp.k))
 
 
 def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float,

@@ -53,7 +53,7 @@ def clipped_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.
 
 # ---- the registry's entry points --------------------------------------------------------------
 def advantages(exp: Experience, beta: float, hp) -> Experience:
-    rewards = kl_penalised_rewards(exp.logprobs, exp.ref_logprobs, exp.scores, exp.action_mask, beta,
+    rewards = kl_penalised_rewards(exp.logprobs, exp.ref_logprobs, exp.rewards, exp.action_mask, beta,
                                    hp.whiten_rewards)
     adv, returns = gae(rewards, exp.values, exp.action_mask, hp.gamma, hp.lam)
     return replace(exp, advantages=adv, returns=returns)

@@ -26,7 +26,7 @@ def returns_to_go(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 # ---- the registry's entry points --------------------------------------------------------------
 def advantages(exp: Experience, beta: float, hp) -> Experience:
-    rewards = kl_penalised_rewards(exp.logprobs, exp.ref_logprobs, exp.scores, exp.action_mask, beta,
+    rewards = kl_penalised_rewards(exp.logprobs, exp.ref_logprobs, exp.rewards, exp.action_mask, beta,
                                    hp.whiten_rewards)
     return replace(exp, advantages=whiten(returns_to_go(rewards, exp.action_mask), exp.action_mask))
 

@@ -27,7 +27,7 @@ def leave_one_out(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: to
 
 # ---- the registry's entry points --------------------------------------------------------------
 def advantages(exp: Experience, beta: float, hp) -> Experience:
-    return replace(exp, advantages=leave_one_out(exp.scores, exp.logprobs, exp.ref_logprobs, exp.action_mask,
+    return replace(exp, advantages=leave_one_out(exp.episode_returns, exp.logprobs, exp.ref_logprobs, exp.action_mask,
                                                  hp.k, beta))
 
 

@@ -38,15 +38,14 @@ def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     return torch.exp(d) - 1 - d
 
 
-def kl_penalised_rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, scores: torch.Tensor,
+def kl_penalised_rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, rewards: torch.Tensor,
                          mask: torch.Tensor, beta: float, whitened: bool = False) -> torch.Tensor:
-    """Per-token reward -beta * (log pi - log pi_ref) on action tokens, with each episode's score
-    added at its last action token (Ziegler et al. 2019; Stiennon et al. 2020): (B, R). `whitened`:
-    the deviations from the batch mean (over action tokens) scaled to unit variance, the mean kept
+    """Per-token reward -beta * (log pi - log pi_ref) on action tokens, plus the rewards the scorer
+    placed (each episode's score on its last action token, an environment's on its turns' last
+    tokens; Ziegler et al. 2019; Stiennon et al. 2020): (B, R), 0 off the mask. `whitened`: the
+    deviations from the batch mean (over action tokens) scaled to unit variance, the mean kept
     (N+'s reward whitening)."""
-    r = -beta * (logprobs - ref_logprobs) * mask
-    last = (mask.cumsum(dim=1) == mask.sum(dim=1, keepdim=True)) & (mask > 0)   # one True per row
-    r = r + last * scores.unsqueeze(1)
+    r = -beta * (logprobs - ref_logprobs) * mask + rewards * mask
     return whiten(r, mask, shift_mean=False) if whitened else r
 
 

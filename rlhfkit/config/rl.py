@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
+from rlhfkit.tasks.base import TASKS
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
 from rlhfkit.config.sections import RL_METHODS, RLAlgoConfig, SampleConfig, TaskConfig
 
@@ -21,10 +22,11 @@ class RLConfig:
                           "as FILE.py:FUNCTION (a path from the working directory) or MODULE:FUNCTION (installed, "
                           "or in the working directory)")
     value_model: str = opt("", "ppo: value model to start from (default: the reward model, else the policy)")
-    prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
+    prompts: str = opt("tldr", "a task's training prompts ('tldr'; 'echo', a multi-turn game rewarded by its "
+                               "environment) or a JSONL / Parquet file with 'prompt'")
     out: str = opt("runs/ppo", "output directory: model/ (policy), value/, log.jsonl", writes="dir")
     resume: bool = opt(True, RESUME_HELP)
-    task: TaskConfig = sub(TaskConfig, "the world, when prompts is 'tldr'")
+    task: TaskConfig = sub(TaskConfig, "the world, when prompts names a task")
     rl: RLAlgoConfig = sub(RLAlgoConfig, "the update")
     sample: SampleConfig = sub(SampleConfig, "sampling of rollouts")
 
@@ -40,7 +42,10 @@ class RLConfig:
         if with_reward_fn and self.reward_model:
             raise ConfigError(f"reward_model ({self.reward_model!r}) is given beside a reward function: "
                               f"score with one of them")
-        if not (self.reward or with_reward_fn or self.reward_model):
-            raise ConfigError("rl needs --reward_model DIR or --reward FILE.py:FUNCTION | MODULE:FUNCTION")
+        rewarded_by_task = self.prompts in TASKS and TASKS[self.prompts].environment
+        if not (self.reward or with_reward_fn or self.reward_model or rewarded_by_task):
+            raise ConfigError("rl needs --reward_model DIR or --reward FILE.py:FUNCTION | MODULE:FUNCTION (or "
+                              "--prompts naming a task with an environment: "
+                              f"{', '.join(n for n, t in TASKS.items() if t.environment)})")
         if self.value_model and not RL_ALGORITHMS[self.algo].critic:
             raise ConfigError(f"value_model is for ppo; {self.algo} learns no value model")

@@ -66,7 +66,8 @@ class ArchConfig:
 class SampleConfig:
     """How a policy is sampled."""
     temperature: float = opt(0.7, "sampling temperature", gt=0)
-    max_new_tokens: int = opt(64, "response length limit in tokens", ge=1)
+    max_new_tokens: int = opt(64, "response length limit in tokens (per turn, in a multi-turn task)", ge=1)
+    max_turns: int = opt(8, "a multi-turn task's episodes end after this many of the policy's turns", ge=1)
     batch_size: int = opt(64, "prompts per generation batch", ge=1)
     seed: int = opt(1234, "sampling seed (fixed, so methods are compared on the same draws)", ge=0)
 

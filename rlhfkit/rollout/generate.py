@@ -1,4 +1,5 @@
-"""Step 1 of the data flow: prompts -> Rollout, by sampling the policy with a KV cache.
+"""Step 1 of the data flow: prompts -> Experience, by sampling the policy with a KV cache (one
+answer per prompt; `rollout/episodes.py` loops this over the turns of a conversation).
 
 Sampling is plain temperature sampling (no top-k / top-p), and log-probs are recomputed with
 the logits divided by the same temperature, so they are the log-probs of the distribution
@@ -9,25 +10,33 @@ from __future__ import annotations
 import torch
 
 from rlhfkit.models.lm import context_length, position_inputs
-from rlhfkit.rollout.types import Rollout
+from rlhfkit.rollout.types import Experience, one_turn
+
+
+def prompt_tokens(prompt: str, tokenizer, max_len: int, index: int = 0) -> list[int]:
+    """A prompt's ids, BOS first as in SFT; shorter than `max_len` (else ValueError naming `index`)."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if tokenizer.bos_token_id is not None:
+        ids = [tokenizer.bos_token_id] + ids
+    if len(ids) >= max_len:
+        raise ValueError(f"prompt {index} is {len(ids)} tokens; the model's context is {max_len}")
+    return ids
 
 
 def encode_prompts(prompts: list[str], tokenizer, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded prompt ids and mask, (B, P), BOS first as in SFT."""
-    rows = []
-    for i, p in enumerate(prompts):
-        ids = tokenizer(p, add_special_tokens=False)["input_ids"]
-        if tokenizer.bos_token_id is not None:
-            ids = [tokenizer.bos_token_id] + ids
-        if len(ids) >= max_len:
-            raise ValueError(f"prompt {i} is {len(ids)} tokens; the model's context is {max_len}")
-        rows.append(ids)
-    P = max(len(r) for r in rows)
-    ids = torch.full((len(rows), P), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), P), dtype=torch.long)
+    rows = [prompt_tokens(p, tokenizer, max_len, i) for i, p in enumerate(prompts)]
+    return left_padded(rows, tokenizer.pad_token_id)
+
+
+def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ids, right-aligned: (ids, mask), (B, longest)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, P - len(r):] = torch.tensor(r)
-        mask[i, P - len(r):] = 1
+        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r):] = 1
     return ids, mask
 
 
@@ -59,19 +68,27 @@ def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], *, temperature: float, max_new_tokens: int,
-             seed: int) -> Rollout:
-    prompt_ids, prompt_mask = encode_prompts(prompts, tokenizer, context_length(model) - max_new_tokens)
-    torch.manual_seed(seed)
+def sample(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, temperature: float,
+           max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampled continuations of left-padded prompts, cut after the first EOS: (ids, mask), (B, R)."""
     out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
                          temperature=temperature, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          use_cache=True)
-    response = out[:, prompt_ids.size(1):]
-    response, response_mask = truncate_after_eos(response, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    return truncate_after_eos(out[:, prompt_ids.size(1):], tokenizer.eos_token_id, tokenizer.pad_token_id)
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], *, temperature: float, max_new_tokens: int,
+             seed: int) -> Experience:
+    """One answer per prompt: the one-turn episode, its only turn ending at its last token."""
+    prompt_ids, prompt_mask = encode_prompts(prompts, tokenizer, context_length(model) - max_new_tokens)
+    torch.manual_seed(seed)
+    response, response_mask = sample(model, tokenizer, prompt_ids, prompt_mask, temperature=temperature,
+                                     max_new_tokens=max_new_tokens)
     ended = ((response == tokenizer.eos_token_id) & (response_mask == 1)).any(dim=1)
     input_ids = torch.cat([prompt_ids, response], dim=1)
     mask = torch.cat([prompt_mask, response_mask], dim=1)
     logprobs = token_logprobs(model, input_ids, mask, response.size(1), temperature) * response_mask
-    texts = tokenizer.batch_decode(response, skip_special_tokens=True)
-    return Rollout(prompt_ids, prompt_mask, response, response_mask, logprobs, texts, ended)
+    return one_turn(prompt_ids, prompt_mask, response, response_mask, logprobs,
+                    tokenizer.batch_decode(response, skip_special_tokens=True), ended)

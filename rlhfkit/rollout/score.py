@@ -1,12 +1,14 @@
-"""Step 2 of the data flow: score a Rollout.
+"""Step 2 of the data flow: score an Experience (what generation filled), adding
 
-    scores       (B,)    the reward of each whole answer: a reward model read at its EOS (an
-                         answer cut at the token limit is read at an EOS appended to it, as the
-                         model was trained), or a plain Python reward function
-                         (prompts, completions) -> list[float]; with the EOS trick an answer with
-                         no EOS within the limit gets `eos_penalty` instead
+    raw_scores   (B,)    the episode's reward: the environment's turn rewards, plus a reward
+                         model read at the final EOS (an episode cut at the token limit is read at
+                         an EOS appended to it, as the model was trained) or a plain Python reward
+                         function (prompts, completions) -> list[float]
+    rewards      (B, R)  the environment's rewards where it placed them, plus the score on the last
+                         action token; with the EOS trick an episode whose turns did not all emit
+                         EOS gets `eos_penalty` there instead of the score
     ref_logprobs (B, R)  log pi_ref of the sampled tokens, at the sampling temperature
-    values       (B, R)  V(s_t) from the value model, the state before each response token
+    values       (B, R)  V(s_t) from the value model, the state before each token
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,20 +27,13 @@ import torch
 from rlhfkit.errors import InputError, RunError
 from rlhfkit.models.heads import last_token_index, sequence_rewards, token_values
 from rlhfkit.rollout.generate import token_logprobs
-from rlhfkit.rollout.types import Rollout
+from rlhfkit.rollout.types import Experience, last_action_token
 
-RewardFn = Callable[[list[str], list[str]], list[float]]
-
-
-@dataclass
-class Scores:
-    raw: torch.Tensor            # (B,) reward before the EOS penalty
-    scores: torch.Tensor         # (B,) reward used for training
-    ref_logprobs: torch.Tensor   # (B, R)
-    values: torch.Tensor | None  # (B, R) or None without a value model
+RewardFn = Callable[[list[str], list[str]], list[float]]      # the user's: (prompts, completions) -> scores
+ScoreFn = Callable[[Experience, list[str]], torch.Tensor]     # rlhfkit's: (episodes, prompts) -> (B,) scores
 
 
-def with_final_eos(rollout: Rollout, eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def with_final_eos(rollout: Experience, eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids, attention_mask) with EOS appended to each answer that did not end, (B, P+R+1):
     a reward model learns to read finished answers, so a cut-off one is read the same way."""
     ids = torch.nn.functional.pad(rollout.input_ids, (0, 1), value=pad_id)
@@ -50,9 +45,9 @@ def with_final_eos(rollout: Rollout, eos_id: int, pad_id: int) -> tuple[torch.Te
     return ids, attn
 
 
-def reward_model_fn(model, tokenizer) -> Callable[[Rollout, list[str]], torch.Tensor]:
+def reward_model_fn(model, tokenizer) -> ScoreFn:
     """Score with a reward model on the rollout's own tokens (no re-tokenisation)."""
-    def score(rollout: Rollout, prompts: list[str]) -> torch.Tensor:
+    def score(rollout: Experience, prompts: list[str]) -> torch.Tensor:
         ids, attn = with_final_eos(rollout, tokenizer.eos_token_id, tokenizer.pad_token_id)
         return sequence_rewards(model, ids, attn)
     return score
@@ -122,12 +117,12 @@ def _where(e: BaseException) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
 
 
-def python_reward_fn(fn: RewardFn) -> Callable[[Rollout, list[str]], torch.Tensor]:
+def python_reward_fn(fn: RewardFn) -> ScoreFn:
     """Score with a plain function of text. What it returns is checked, one finite number per
     completion; anything else stops the run (RunError) naming the function and the index."""
     name = f"{getattr(fn, '__module__', None)}:{getattr(fn, '__qualname__', type(fn).__name__)}"
 
-    def score(rollout: Rollout, prompts: list[str]) -> torch.Tensor:
+    def score(rollout: Experience, prompts: list[str]) -> torch.Tensor:
         try:
             values = fn(prompts, rollout.texts)
         except Exception as e:  # noqa: BLE001 -- the user's code; reported in one line with its place
@@ -176,12 +171,14 @@ def response_values(value_model, input_ids: torch.Tensor, attention_mask: torch.
 
 
 @torch.no_grad()
-def score(rollout: Rollout, prompts: list[str], reward: Callable[[Rollout, list[str]], torch.Tensor], ref_model,
-          value_model, temperature: float, eos_penalty: float | None) -> Scores:
-    raw = reward(rollout, prompts).float()
-    scores = raw if eos_penalty is None else torch.where(rollout.ended, raw, torch.full_like(raw, eos_penalty))
-    ref = token_logprobs(ref_model, rollout.input_ids, rollout.attention_mask, rollout.response_ids.size(1),
-                         temperature) * rollout.response_mask
-    values = (response_values(value_model, rollout.input_ids, rollout.attention_mask, rollout.response_mask)
+def score(exp: Experience, prompts: list[str], reward: ScoreFn | None, ref_model, value_model,
+          temperature: float, eos_penalty: float | None) -> Experience:
+    """`reward` None: the environment's rewards are the whole reward."""
+    proxy = reward(exp, prompts).float() if reward is not None else torch.zeros(len(prompts))
+    final = proxy if eos_penalty is None else torch.where(exp.ended, proxy, torch.full_like(proxy, eos_penalty))
+    ref = token_logprobs(ref_model, exp.input_ids, exp.attention_mask, exp.response_ids.size(1),
+                         temperature) * exp.action_mask
+    values = (response_values(value_model, exp.input_ids, exp.attention_mask, exp.action_mask)
               if value_model is not None else None)
-    return Scores(raw, scores, ref, values)
+    return replace(exp, raw_scores=exp.episode_returns + proxy, ref_logprobs=ref, values=values,
+                   rewards=exp.rewards + last_action_token(exp.action_mask) * final.unsqueeze(1))

@@ -44,11 +44,13 @@ from rlhfkit.config import RLConfig
 from rlhfkit.errors import RunError
 from rlhfkit.models.heads import load_reward_model, load_scalar_model, scalar_model_from_lm
 from rlhfkit.models.lm import context_length, disable_dropout, load_causal_lm, save_atomic, save_model
+from rlhfkit.rollout.episodes import play_episodes
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.prompts import load_prompts
-from rlhfkit.rollout.score import (RewardFn, Scores, load_reward_fn, python_reward_fn, response_values,
+from rlhfkit.rollout.score import (RewardFn, ScoreFn, load_reward_fn, python_reward_fn, response_values,
                                    reward_model_fn, score)
-from rlhfkit.rollout.types import Experience, Rollout
+from rlhfkit.rollout.types import Experience
+from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job, last_good_checkpoint
 from rlhfkit.train.loop import (batch_at, check_step, check_weights, load_weights, open_log, restore_trainer_state,
                                 trainer_state)
@@ -65,22 +67,14 @@ def rl_lr_factor(step: int, warmup: int, total: int) -> float:
     return min(1.0, (step + 1) / warmup if warmup else 1.0) * max(0.0, 1 - step / total)
 
 
-# ---- 2b. the hand-off record ------------------------------------------------------------------
-def experience(r: Rollout, s: Scores) -> Experience:
-    """What scoring hands to the algorithm: the sampler's tokens and log-probs beside the scores."""
-    return Experience(input_ids=r.input_ids, attention_mask=r.attention_mask, response_ids=r.response_ids,
-                      action_mask=r.response_mask.float(), logprobs=r.logprobs, ref_logprobs=s.ref_logprobs,
-                      scores=s.scores, values=s.values)
-
-
 # ---- 1b. old log-probs in the update's precision ----------------------------------------------
 @torch.no_grad()
-def same_precision_logprobs(policy, r: Rollout, temperature: float) -> Rollout:
+def same_precision_logprobs(policy, r: Experience, temperature: float) -> Experience:
     """The rollout with log pi_old recomputed in the current (autocast) precision, as the update
     computes log pi: otherwise the ratio starts off 1 by bf16 rounding alone (on a 135M model
     that clipped 10% of tokens at the first minibatch)."""
     logits = response_logits(policy, r.input_ids, r.attention_mask, r.response_ids.size(1), temperature)
-    return replace(r, logprobs=gather_logprobs(logits.float(), r.response_ids) * r.response_mask)
+    return replace(r, logprobs=gather_logprobs(logits.float(), r.response_ids) * r.action_mask)
 
 
 # ---- 4. update -----------------------------------------------------------------------------
@@ -154,10 +148,10 @@ def _resume(path: Path, policy, value_model, optimizer, scheduler, kl: KLControl
 
 
 # ---- the loop ------------------------------------------------------------------------------
-def check_rollouts(algo: str, step: int, scored: Scores, seq_kl: torch.Tensor, max_kl: float, out: Path) -> None:
+def check_rollouts(algo: str, step: int, exp: Experience, seq_kl: torch.Tensor, max_kl: float, out: Path) -> None:
     """Stop before an update that would learn from non-finite rewards or values, or from a
     policy that has drifted past `max_kl` from its reference (RunError)."""
-    for name, t in (("reward", scored.raw), ("value", scored.values)):
+    for name, t in (("reward", exp.raw_scores), ("value", exp.values)):
         if t is not None and not torch.isfinite(t).all():
             bad = (~torch.isfinite(t)).nonzero()[0].tolist()
             raise RunError(f"{algo}: step {step}: {name} is {t[tuple(bad)].item()} for rollout {bad[0]}; "
@@ -204,9 +198,10 @@ def load_models(cfg: RLConfig, critic: bool, reward_fn: RewardFn | None) -> tupl
     policy, tokenizer = load_causal_lm(cfg.policy)
     ref, _ = load_causal_lm(cfg.policy)
     ref.requires_grad_(False)
+    reward = None     # a task's environment may be the only reward
     if reward_fn is not None or cfg.reward:
         reward = python_reward_fn(reward_fn or load_reward_fn(cfg.reward))
-    else:
+    elif cfg.reward_model:
         reward = reward_model_fn(load_reward_model(cfg.reward_model, tokenizer), tokenizer)
     value_model = None
     if critic:    # from --value_model, else the reward model, else the policy's backbone with a new head
@@ -217,29 +212,36 @@ def load_models(cfg: RLConfig, critic: bool, reward_fn: RewardFn | None) -> tupl
     return policy, ref, tokenizer, reward, value_model
 
 
-def rollout_stats(rollout: Rollout, scored: Scores, seq_kl: torch.Tensor, beta: float) -> dict[str, float]:
-    """What an iteration's rollouts show: proxy score, KL (k1 and k3), KL-penalised reward, length."""
-    mask = rollout.response_mask.float()
-    return {"score": scored.raw.mean().item(), "kl": seq_kl.mean().item(),
-            "kl_k3": (kl_k3(rollout.logprobs, scored.ref_logprobs) * mask).sum(1).mean().item(),
-            "rlhf_reward": (scored.scores - beta * seq_kl).mean().item(), "beta": beta,
-            "length": mask.sum(1).mean().item(), "no_eos": (~rollout.ended).float().mean().item()}
+def rollout_stats(exp: Experience, seq_kl: torch.Tensor, beta: float) -> dict[str, float]:
+    """What an iteration's episodes show: proxy return, KL (k1 and k3), KL-penalised reward, length
+    (the policy's own tokens), turns."""
+    mask = exp.action_mask
+    return {"score": exp.raw_scores.mean().item(), "kl": seq_kl.mean().item(),
+            "kl_k3": (kl_k3(exp.logprobs, exp.ref_logprobs) * mask).sum(1).mean().item(),
+            "rlhf_reward": (exp.episode_returns - beta * seq_kl).mean().item(), "beta": beta,
+            "length": mask.sum(1).mean().item(), "turns": exp.turn_ends.sum(1).float().mean().item(),
+            "no_eos": (~exp.ended).float().mean().item()}
 
 
-def generate_and_score(cfg: RLConfig, policy, ref, value_model, tokenizer, reward, batch: list[str],
-                       step: int) -> tuple[Rollout, Scores]:
-    """Steps 1 and 2: sample the batch, then score it in the precision of the update (so a ratio
-    and a KL of equal models are exactly 1 and 0)."""
-    hp = cfg.rl
+def generate_and_score(cfg: RLConfig, policy, ref, value_model, tokenizer, reward: ScoreFn | None, env,
+                       batch: list[str], step: int) -> Experience:
+    """Steps 1 and 2: sample the batch (one answer each, or episodes against the task's
+    environment), then score it in the precision of the update (so a ratio and a KL of equal
+    models are exactly 1 and 0)."""
+    hp, sampling = cfg.rl, cfg.sample
     policy.eval()
-    rollout = generate(policy, tokenizer, batch, temperature=cfg.sample.temperature,
-                       max_new_tokens=cfg.sample.max_new_tokens, seed=hp.seed * 100_003 + step)
+    seed = hp.seed * 100_003 + step
+    if env is None:
+        exp = generate(policy, tokenizer, batch, temperature=sampling.temperature,
+                       max_new_tokens=sampling.max_new_tokens, seed=seed)
+    else:
+        exp = play_episodes(policy, tokenizer, env, batch, temperature=sampling.temperature,
+                            max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):
         if hp.dtype == "bfloat16":
-            rollout = same_precision_logprobs(policy, rollout, cfg.sample.temperature)
-        scored = score(rollout, batch, reward, ref, value_model, cfg.sample.temperature,
-                       hp.eos_penalty if hp.eos_trick else None)
-    return rollout, scored
+            exp = same_precision_logprobs(policy, exp, sampling.temperature)
+        return score(exp, batch, reward, ref, value_model, sampling.temperature,
+                     hp.eos_penalty if hp.eos_trick else None)
 
 
 def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | None = None) -> dict:
@@ -261,6 +263,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
                            context_length(policy) - cfg.sample.max_new_tokens - 1)
+    env = load_task(cfg.prompts, cfg.task).environment() if cfg.prompts in TASKS else None
     k = hp.k if entry.grouped else 1
     bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True)
     with open_log(out / "log.jsonl", step) as log, bar:
@@ -269,12 +272,12 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             t0 = time.time()
             batch = [p for p in batch_at(prompts, step, hp.prompts_per_step, hp.seed) for _ in range(k)]
             # 1. generate, 2. score
-            rollout, scored = generate_and_score(cfg, policy, ref, value_model, tokenizer, reward, batch, step)
-            seq_kl = ((rollout.logprobs - scored.ref_logprobs) * rollout.response_mask).sum(1)
-            check_rollouts(algo, step + 1, scored, seq_kl, hp.max_kl, out)
+            exp = generate_and_score(cfg, policy, ref, value_model, tokenizer, reward, env, batch, step)
+            seq_kl = ((exp.logprobs - exp.ref_logprobs) * exp.action_mask).sum(1)
+            check_rollouts(algo, step + 1, exp, seq_kl, hp.max_kl, out)
             # 3. advantages
             beta = kl.beta
-            exp = method.advantages(experience(rollout, scored), beta, hp)
+            exp = method.advantages(exp, beta, hp)
             # 4. update (during the value warm-up the policy gets no gradient: only the critic learns)
             policy.requires_grad_(step >= hp.value_warmup)
             policy.train()
@@ -284,11 +287,11 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             scheduler.step()
             step += 1
             # ---- Log
-            stats.update(step=step, **rollout_stats(rollout, scored, seq_kl, beta), lr=scheduler.get_last_lr()[0],
+            stats.update(step=step, **rollout_stats(exp, seq_kl, beta), lr=scheduler.get_last_lr()[0],
                          seconds=time.time() - t0)
             kl.update(stats["kl"], len(batch))
             if on_step is not None:
-                stats.update(on_step(step, batch, rollout.texts, scored.raw.tolist()))
+                stats.update(on_step(step, batch, exp.texts, exp.raw_scores.tolist()))
             log.write(json.dumps(stats) + "\n")
             log.flush()
             bar.update(1)

@@ -13,7 +13,7 @@ def t(*rows):
 
 
 def test_per_token_kl_penalty_with_the_score_on_the_last_real_token():
-    r = kl_penalised_rewards(t([-1.0, -2.0, -3.0]), t([-1.5, -2.0, -2.0]), torch.tensor([2.0]), t([1, 1, 0]), beta=0.1)
+    r = kl_penalised_rewards(t([-1.0, -2.0, -3.0]), t([-1.5, -2.0, -2.0]), t([0.0, 2.0, 0.0]), t([1, 1, 0]), beta=0.1)
     # kl = [0.5, 0, -1] masked to [0.5, 0, 0]; -0.1 * kl, plus the score 2 at index 1
     assert r[0].tolist() == pytest.approx([-0.05, 2.0, 0.0])
 
@@ -89,9 +89,18 @@ def test_gae_with_a_prefix_mask_is_unchanged_by_what_follows_it():
 
 def test_kl_reward_with_a_hole_lands_on_action_tokens_and_the_score_on_the_last():
     logp, ref = t([-1.0, -1.0, -1.0, -1.0]), t([-2.0, -3.0, -1.5, -1.5])
-    r = kl_penalised_rewards(logp, ref, torch.tensor([5.0]), t([1, 0, 1, 0]), beta=0.5)
+    r = kl_penalised_rewards(logp, ref, t([0.0, 0.0, 5.0, 0.0]), t([1, 0, 1, 0]), beta=0.5)
     # kl per token [1, 2, 0.5, 0.5] kept on positions 0 and 2; the score at the last action token (2)
     assert r[0].tolist() == pytest.approx([-0.5, 0.0, -0.25 + 5.0, 0.0])
+
+
+def test_kl_reward_keeps_turn_rewards_where_the_scorer_placed_them():
+    # two turns of the policy (0-1 and 4-5) around a user's turn (2-3): a turn reward of 1 on token 1,
+    # the episode's 3 on token 5; a reward on a user's token (9 at 3) never counts
+    logp, ref = t([-1.0, -1.0, -1.0, -1.0, -1.0, -1.0]), t([-1.2, -1.0, -4.0, -4.0, -0.8, -1.5])
+    r = kl_penalised_rewards(logp, ref, t([0.0, 1.0, 0.0, 9.0, 0.0, 3.0]), t([1, 1, 0, 0, 1, 1]), beta=0.5)
+    # kl = [0.2, 0, 3, 3, -0.2, 0.5] -> -0.5 kl on action tokens: [-0.1, 0, -, -, 0.1, -0.25]
+    assert r[0].tolist() == pytest.approx([-0.1, 1.0, 0.0, 0.0, 0.1, 3.0 - 0.25])
 
 
 def test_advantages_are_whitened_over_action_tokens_only():

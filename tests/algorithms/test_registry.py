@@ -9,7 +9,7 @@ import torch
 from rlhfkit.algorithms import reinforce_pp
 from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
 from rlhfkit.config import RLAlgoConfig, RLConfig
-from rlhfkit.rollout.types import Experience
+from rlhfkit.rollout.types import Experience, last_action_token
 
 HP = RLAlgoConfig(k=2)
 
@@ -17,10 +17,12 @@ HP = RLAlgoConfig(k=2)
 def _experience(mask) -> Experience:
     b, r = mask.shape
     g = torch.Generator().manual_seed(0)
-    return Experience(input_ids=torch.zeros(b, 2 + r, dtype=torch.long), attention_mask=torch.ones(b, 2 + r),
-                      response_ids=torch.zeros(b, r, dtype=torch.long), action_mask=mask,
-                      logprobs=-torch.rand(b, r, generator=g), ref_logprobs=-torch.rand(b, r, generator=g),
-                      scores=torch.randn(b, generator=g), values=torch.randn(b, r, generator=g))
+    return Experience(prompt_ids=torch.zeros(b, 2, dtype=torch.long), prompt_mask=torch.ones(b, 2, dtype=torch.long),
+                      response_ids=torch.zeros(b, r, dtype=torch.long), response_mask=torch.ones(b, r, dtype=torch.long),
+                      action_mask=mask, turn_ends=last_action_token(mask), logprobs=-torch.rand(b, r, generator=g),
+                      rewards=last_action_token(mask) * torch.randn(b, 1, generator=g), texts=[""] * b,
+                      ended=torch.ones(b, dtype=torch.bool), ref_logprobs=-torch.rand(b, r, generator=g),
+                      values=torch.randn(b, r, generator=g))
 
 
 @pytest.mark.parametrize("name", list(RL_ALGORITHMS))
@@ -44,7 +46,8 @@ def test_the_config_offers_exactly_the_registry():
 def test_minibatch_rows_keep_every_field():
     exp = _experience(torch.ones(3, 2))
     mb = exp.rows(torch.tensor([2, 0]))
-    assert torch.equal(mb.scores, exp.scores[[2, 0]]) and mb.advantages is None
+    assert torch.equal(mb.rewards, exp.rewards[[2, 0]]) and mb.advantages is None
+    assert [mb.texts, mb.ended.tolist()] == [["", ""], [True, True]]
 
 
 def test_reinforce_pp_returns_to_go_skip_holes():
@@ -57,7 +60,7 @@ def test_reinforce_pp_advantages_by_hand():
     # two episodes of two tokens, KL 0: rewards are the scores on the last token; G = [[1, 1], [3, 3]]
     exp = _experience(torch.ones(2, 2))
     exp = dataclasses.replace(exp, logprobs=torch.zeros(2, 2), ref_logprobs=torch.zeros(2, 2),
-                              scores=torch.tensor([1.0, 3.0]))
+                              rewards=torch.tensor([[0.0, 1.0], [0.0, 3.0]]))
     adv = reinforce_pp.advantages(exp, 0.5, HP).advantages
     # whitened over all four action tokens: mean 2, unbiased std sqrt(4/3)
     s = math.sqrt(4 / 3)
@@ -67,7 +70,8 @@ def test_reinforce_pp_advantages_by_hand():
 def test_whitened_rewards_keep_the_mean_and_scale_the_rest_by_hand():
     from rlhfkit.algorithms.stats import kl_penalised_rewards
     zeros = torch.zeros(2, 2)
-    r = kl_penalised_rewards(zeros, zeros, torch.tensor([2.0, 4.0]), torch.ones(2, 2), beta=0.1, whitened=True)
+    r = kl_penalised_rewards(zeros, zeros, torch.tensor([[0.0, 2.0], [0.0, 4.0]]), torch.ones(2, 2), beta=0.1,
+                             whitened=True)
     # raw [[0, 2], [0, 4]]: mean 1.5, unbiased variance 11 / 3
     std = math.sqrt(11 / 3)
     expected = torch.tensor([[-1.5, 0.5], [-1.5, 2.5]]) / std + 1.5
