@@ -58,7 +58,8 @@ class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line (exit 2), like every other input error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        moved = [f"--{old} is now --{new}" for old, new in C.MOVED_FIELDS.items() if f"--{old}" in message.split()]
+        self.exit(2, f"{self.prog}: error: {'; '.join(moved) or message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

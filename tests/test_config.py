@@ -280,3 +280,18 @@ def test_value_warmup_needs_a_value_model_and_room_to_train_the_policy():
         RLConfig(algo="grpo", reward_model="rm", rl=RLAlgoConfig(value_warmup=2)).validate()
     with pytest.raises(ConfigError, match=r"rl.value_warmup \(40\) must be below rl.steps \(40\)"):
         RLConfig(reward_model="rm", rl=RLAlgoConfig(value_warmup=40)).validate()
+
+
+# ---- Each RL algorithm's own section ------------------------------------------------------
+def test_an_algorithms_own_options_live_in_its_section(tmp_path, capsys):
+    cfg = parse(RLConfig, ["--reward_model", "rm", "--ppo.lam", "0.5", "--grpo.eps", "0.01"])
+    assert (cfg.ppo.lam, cfg.grpo.eps) == (0.5, 0.01)
+    # an option that moved there is named with its new place, on the command line and in a YAML file
+    with pytest.raises(SystemExit) as exit:
+        main(["rl", "--reward_model", "rm", "--rl.lam", "0.5"])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.startswith("rlhfkit: error: --rl.lam is now --ppo.lam")
+    with pytest.raises(ConfigError, match=r"c.yaml: config field 'rl.vf_coef' is now 'ppo.vf_coef'"):
+        parse(RLConfig, ["--config", yaml_file(tmp_path, "rl:\n  vf_coef: 0.2\n")])
+    with pytest.raises(ConfigError, match="ppo.lam must be <= 1"):
+        parse(DemoConfig, ["--ppo.lam", "2"])

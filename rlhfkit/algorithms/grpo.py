@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import torch
 
+
 from rlhfkit.algorithms.stats import clipped_surrogate, kl_k3, masked_mean
 from rlhfkit.rollout.types import Experience
 
@@ -35,10 +36,10 @@ def clipped_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, ref_logprob
 
 
 # ---- the registry's entry points --------------------------------------------------------------
-def advantages(exp: Experience, beta: float, hp) -> Experience:
-    return replace(exp, advantages=group_normalised(exp.episode_returns, exp.action_mask, hp.k))
+def advantages(exp: Experience, beta: float, hp, own) -> Experience:
+    return replace(exp, advantages=group_normalised(exp.episode_returns, exp.action_mask, hp.k, own.eps))
 
 
-def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float,
-         hp) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float, hp,
+         own) -> tuple[torch.Tensor, dict[str, float]]:
     return clipped_loss(logprobs, exp.logprobs, exp.ref_logprobs, exp.advantages, exp.action_mask, beta, hp.clip)

@@ -6,13 +6,15 @@
 
 Tensors are (B, R) over response tokens; `mask` is 1 on action tokens (the policy's own, up to
 and including the first EOS) and may have holes (another speaker's turn), which GAE skips.
-`advantages` and `loss` are the registry's entry points; `gae` and `clipped_loss` the math.
+`advantages` and `loss` are the registry's entry points (`own`: its config section,
+`config.sections.PPOOptions`, `--ppo.lam`); `gae` and `clipped_loss` the math.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
 import torch
+
 
 from rlhfkit.algorithms.stats import clipped_surrogate, kl_penalised_rewards, masked_mean, whiten
 from rlhfkit.rollout.types import Experience
@@ -52,14 +54,14 @@ def clipped_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.
 
 
 # ---- the registry's entry points --------------------------------------------------------------
-def advantages(exp: Experience, beta: float, hp) -> Experience:
+def advantages(exp: Experience, beta: float, hp, own) -> Experience:
     rewards = kl_penalised_rewards(exp.logprobs, exp.ref_logprobs, exp.rewards, exp.action_mask, beta,
                                    hp.whiten_rewards)
-    adv, returns = gae(rewards, exp.values, exp.action_mask, hp.gamma, hp.lam)
+    adv, returns = gae(rewards, exp.values, exp.action_mask, own.gamma, own.lam)
     return replace(exp, advantages=adv, returns=returns)
 
 
-def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float,
-         hp) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float, hp,
+         own) -> tuple[torch.Tensor, dict[str, float]]:
     return clipped_loss(logprobs, exp.logprobs, exp.advantages, values, exp.values, exp.returns, exp.action_mask,
-                        hp.clip, hp.vf_clip, hp.vf_coef)
+                        hp.clip, own.vf_clip, own.vf_coef)

@@ -2,11 +2,14 @@
 
 Each module named here has the same two entry points, which `train/rl.py` calls in order:
 
-    advantages(exp: Experience, beta, hp) -> Experience    # 3: fills exp.advantages (and returns)
-    loss(exp: Experience, logprobs, values, beta, hp) -> (loss, stats)   # 4: one minibatch
+    advantages(exp: Experience, beta, hp, own) -> Experience    # 3: fills exp.advantages (and returns)
+    loss(exp: Experience, logprobs, values, beta, hp, own) -> (loss, stats)   # 4: one minibatch
 
-A new algorithm is one file in `algorithms/` and one line below. This module imports nothing
-heavy, so the configs can list the names and check `critic` / `grouped` without loading torch.
+`hp` is the shared `rl` config section; `own` the algorithm's own section, the RLConfig field named
+after it (`ppo: PPOOptions`, `--ppo.lam`), or None if it has none. A new algorithm is one file in
+`algorithms/` and one line below (and, for options of its own, a section in `config/sections.py`
+and a field of RLConfig). This module imports nothing heavy, so the configs can list the names
+and check `critic` / `grouped` without loading torch.
 """
 from __future__ import annotations
 

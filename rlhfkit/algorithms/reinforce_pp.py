@@ -25,12 +25,12 @@ def returns_to_go(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 # ---- the registry's entry points --------------------------------------------------------------
-def advantages(exp: Experience, beta: float, hp) -> Experience:
+def advantages(exp: Experience, beta: float, hp, own=None) -> Experience:
     rewards = kl_penalised_rewards(exp.logprobs, exp.ref_logprobs, exp.rewards, exp.action_mask, beta,
                                    hp.whiten_rewards)
     return replace(exp, advantages=whiten(returns_to_go(rewards, exp.action_mask), exp.action_mask))
 
 
-def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float,
-         hp) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float, hp,
+         own=None) -> tuple[torch.Tensor, dict[str, float]]:
     return clipped_pg_loss(logprobs, exp.logprobs, exp.advantages, exp.action_mask, hp.clip)

@@ -26,11 +26,11 @@ def leave_one_out(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: to
 
 
 # ---- the registry's entry points --------------------------------------------------------------
-def advantages(exp: Experience, beta: float, hp) -> Experience:
+def advantages(exp: Experience, beta: float, hp, own=None) -> Experience:
     return replace(exp, advantages=leave_one_out(exp.episode_returns, exp.logprobs, exp.ref_logprobs, exp.action_mask,
                                                  hp.k, beta))
 
 
-def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float,
-         hp) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float, hp,
+         own=None) -> tuple[torch.Tensor, dict[str, float]]:
     return clipped_pg_loss(logprobs, exp.logprobs, exp.advantages, exp.action_mask, hp.clip)

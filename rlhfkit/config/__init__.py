@@ -9,7 +9,7 @@ the same checks as one from the command line.
 
     fields.py      opt / sub, ConfigError, the check every leaf passes, check_max_len
     loading.py     YAML and the command line: set_dotted, apply_yaml, add_arguments, from_args
-    sections.py    shared sections: task, train, arch, sample, the RL update
+    sections.py    shared sections: task, train, arch, sample, the RL update, the RL algorithms' own
     supervised.py  data tldr, pretrain, sft, bon, rsft, rwsft
     preference.py  rm, dpo, slic
     rl.py          rl (ppo, rloo, grpo)
@@ -20,11 +20,12 @@ from rlhfkit.config.loading import add_arguments, apply_yaml, from_args, set_dot
 from rlhfkit.config.preference import DPOConfig, RMConfig, SLiCConfig
 from rlhfkit.config.report import ALL_METHODS, METHODS, DemoConfig, EvalConfig, parse_policies
 from rlhfkit.config.rl import RLConfig
-from rlhfkit.config.sections import RL_METHODS, ArchConfig, RLAlgoConfig, SampleConfig, TaskConfig, TrainConfig
+from rlhfkit.config.sections import (MOVED_FIELDS, RL_METHODS, ArchConfig, GRPOOptions, PPOOptions, RLAlgoConfig,
+                                     SampleConfig, TaskConfig, TrainConfig)
 from rlhfkit.config.supervised import (BestOfNConfig, DataTldrConfig, PretrainConfig, RSFTConfig, RWSFTConfig,
                                        SFTConfig)
 
-__all__ = ["ALL_METHODS", "METHODS", "RL_METHODS", "ArchConfig", "BestOfNConfig", "ConfigError", "DPOConfig",
+__all__ = ["ALL_METHODS", "METHODS", "MOVED_FIELDS", "RL_METHODS", "ArchConfig", "GRPOOptions", "PPOOptions", "BestOfNConfig", "ConfigError", "DPOConfig",
            "DataTldrConfig", "DemoConfig", "EvalConfig", "PretrainConfig", "RLAlgoConfig", "RLConfig", "RMConfig",
            "RSFTConfig", "RWSFTConfig", "SFTConfig", "SLiCConfig", "SampleConfig", "TaskConfig", "TrainConfig",
            "add_arguments", "apply_yaml", "check_fields", "check_max_len", "from_args", "opt", "parse_policies",

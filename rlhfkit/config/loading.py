@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from rlhfkit.config.fields import TYPE_WORDS, ConfigError, check_value, leaves, limits_text
+from rlhfkit.config.sections import MOVED_FIELDS
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -35,10 +36,16 @@ def _parse(value: Any, t: type, name: str) -> Any:
     raise ConfigError(f"{name}: expected {TYPE_WORDS[t]}, got {value!r}")
 
 
+def unknown_field(name: str) -> str:
+    """The message for a field no config has, or where it went if it moved."""
+    moved = MOVED_FIELDS.get(name)
+    return f"config field {name!r} is now {moved!r}" if moved else f"unknown config field {name!r}"
+
+
 def _field(node: Any, part: str, name: str) -> tuple[dataclasses.Field, type]:
     fields = {f.name: f for f in dataclasses.fields(node)}
     if part not in fields:
-        raise ConfigError(f"unknown config field {name!r}")
+        raise ConfigError(unknown_field(name))
     return fields[part], typing.get_type_hints(type(node))[part]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
-from rlhfkit.config.sections import RL_METHODS, RLAlgoConfig, SampleConfig, TaskConfig, TrainConfig
+from rlhfkit.config.sections import (RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig, TaskConfig,
+                                     TrainConfig)
 
 METHODS = ("bon", "rsft", "rwsft", "slic", "dpo", "ipo") + RL_METHODS
 ALL_METHODS = ("bon", "rsft", "rwsft", "slic", "dpo", "ipo", "ppo")
@@ -65,6 +66,8 @@ class DemoConfig:
     # 0.534 / 0.535, within noise, and 2 halves the update, the bulk of PPO's time. lr 5e-4, not 1e-4:
     # against the gold judge as its reward, PPO reached 0.637 at 5e-4 and 0.543 at 1e-4 (README)
     rl: RLAlgoConfig = sub(lambda: RLAlgoConfig(epochs=2, lr=5e-4), "the RL update, shared by every RL method")
+    ppo: PPOOptions = sub(PPOOptions, "ppo's own options")
+    grpo: GRPOOptions = sub(GRPOOptions, "grpo's own options")
     pref: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
                             "optimisation of dpo, ipo and slic (batch_size counts rankings)")
     dpo_beta: float = opt(0.1, "dpo's beta", gt=0)

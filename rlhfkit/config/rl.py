@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.tasks.base import TASKS
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
-from rlhfkit.config.sections import RL_METHODS, RLAlgoConfig, SampleConfig, TaskConfig
+from rlhfkit.config.sections import RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig, TaskConfig
 
 
 @dataclass
@@ -27,7 +27,9 @@ class RLConfig:
     out: str = opt("runs/ppo", "output directory: model/ (policy), value/, log.jsonl", writes="dir")
     resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world, when prompts names a task")
-    rl: RLAlgoConfig = sub(RLAlgoConfig, "the update")
+    rl: RLAlgoConfig = sub(RLAlgoConfig, "the update, shared by every algorithm")
+    ppo: PPOOptions = sub(PPOOptions, "ppo's own options")
+    grpo: GRPOOptions = sub(GRPOOptions, "grpo's own options")
     sample: SampleConfig = sub(SampleConfig, "sampling of rollouts")
 
     def validate(self, with_reward_fn: bool = False) -> None:

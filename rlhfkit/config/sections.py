@@ -92,10 +92,6 @@ class RLAlgoConfig:
     target_kl: float = opt(0.0, "adaptive KL controller's target sequence KL in nats (0: fixed beta)", ge=0)
     kl_horizon: int = opt(10000, "episodes over which the adaptive beta may change e-fold", ge=1)
     clip: float = opt(0.2, "policy ratio clip", gt=0)
-    vf_clip: float = opt(0.2, "value clip (ppo)", gt=0)
-    vf_coef: float = opt(0.1, "value loss coefficient (ppo)", ge=0)
-    gamma: float = opt(1.0, "discount (ppo)", ge=0, le=1)
-    lam: float = opt(0.95, "GAE lambda (ppo)", ge=0, le=1)
     whiten_rewards: bool = opt(False, "ppo and reinforce_pp: scale the per-token rewards to unit variance over the "
                                       "batch before advantages (N+'s option; beta and the EOS penalty then act "
                                       "in those units)")
@@ -117,3 +113,25 @@ class RLAlgoConfig:
             raise ConfigError(f"rl.value_warmup ({self.value_warmup}) must be below rl.steps ({self.steps})")
         if RL_ALGORITHMS[algo].grouped and self.k < 2:
             raise ConfigError(f"rl.k must be >= 2 for {algo} (its baseline needs other samples), got {self.k}")
+
+
+# ---- the RL algorithms' own sections: `--ppo.lam`, `--grpo.eps` (train/rl.py hands the section
+# named after --algo to the algorithm's advantages() and loss(), as `own`)
+@dataclass
+class PPOOptions:
+    """ppo's own options: GAE and the value model (the N+ / Stiennon et al. values)."""
+    gamma: float = opt(1.0, "discount", ge=0, le=1)
+    lam: float = opt(0.95, "GAE lambda", ge=0, le=1)
+    vf_coef: float = opt(0.1, "value loss coefficient", ge=0)
+    vf_clip: float = opt(0.2, "value clip: how far one update may move a value from the rollout's", gt=0)
+
+
+@dataclass
+class GRPOOptions:
+    """grpo's own options."""
+    eps: float = opt(1e-4, "added to each group's reward std before dividing (a group of equal rewards gets "
+                           "advantage 0)", gt=0)
+
+
+# where the options that moved into an algorithm's section went (a config naming the old place is told)
+MOVED_FIELDS = {f"rl.{name}": f"ppo.{name}" for name in ("gamma", "lam", "vf_coef", "vf_clip")}

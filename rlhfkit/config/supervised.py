@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
 from rlhfkit.config.sections import ArchConfig, SampleConfig, TaskConfig, TrainConfig
+from rlhfkit.tasks.base import TASKS
 
 
 @dataclass
@@ -81,7 +82,7 @@ class BestOfNConfig:
         check_fields(self)
         if not self.reward_model:
             raise ConfigError("bon needs --reward_model DIR")
-        if self.prompts == "tldr" and self.n_prompts > self.task.n_test:
+        if self.prompts in TASKS and self.n_prompts > self.task.n_test:
             raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
 
 

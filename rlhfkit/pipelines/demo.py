@@ -189,7 +189,8 @@ def train_method(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: 
                                         train=replace(cfg.sl, seed=seed)))
         return out, {}
     rl.run(RLConfig(algo=method, policy=sft_dir, reward_model=rm_dir, out=out, resume=cfg.resume, task=task,
-                    rl=replace(cfg.rl, seed=seed), sample=cfg.eval), on_step=gold_hook(train_posts))
+                    rl=replace(cfg.rl, seed=seed), ppo=cfg.ppo, grpo=cfg.grpo, sample=cfg.eval),
+           on_step=gold_hook(train_posts))
     return out, {}
 
 

@@ -79,10 +79,10 @@ def same_precision_logprobs(policy, r: Experience, temperature: float) -> Experi
 
 # ---- 4. update -----------------------------------------------------------------------------
 def update(method: ModuleType, policy, value_model, optimizer, exp: Experience, beta: float, temperature: float,
-           cfg, params: list, guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
-    """`epochs` passes of shuffled minibatches, each scored by the algorithm's loss(); returns the
-    mean of each minibatch stat. `guard` sees each minibatch's loss and gradient norm before its
-    optimizer step (and stops the run)."""
+           cfg, own, params: list, guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
+    """`epochs` passes of shuffled minibatches, each scored by the algorithm's loss() (`cfg` the shared
+    rl section, `own` the algorithm's, or None); returns the mean of each minibatch stat. `guard`
+    sees each minibatch's loss and gradient norm before its optimizer step (and stops the run)."""
     R = exp.response_ids.size(1)
     logs: dict[str, list[float]] = {}
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
@@ -94,7 +94,7 @@ def update(method: ModuleType, policy, value_model, optimizer, exp: Experience, 
                 values = (response_values(value_model, mb.input_ids, mb.attention_mask, mb.action_mask).float()
                           if value_model is not None else None)
             logprobs = gather_logprobs(logits, mb.response_ids)
-            loss, stats = method.loss(mb, logprobs, values, beta, cfg)
+            loss, stats = method.loss(mb, logprobs, values, beta, cfg, own)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf).item()
@@ -248,6 +248,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     cfg.validate(with_reward_fn=reward_fn is not None)
     algo, hp, out = cfg.algo, cfg.rl, Path(cfg.out)
     entry, method = RL_ALGORITHMS[algo], algorithm(algo)     # its flags; its advantages() and loss()
+    own = getattr(cfg, algo, None)                           # its own config section, if it has one
     job = rl_job(cfg, reward_fn)
     if job.result is not None:
         return job.result
@@ -277,13 +278,13 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             check_rollouts(algo, step + 1, exp, seq_kl, hp.max_kl, out)
             # 3. advantages
             beta = kl.beta
-            exp = method.advantages(exp, beta, hp)
+            exp = method.advantages(exp, beta, hp, own)
             # 4. update (during the value warm-up the policy gets no gradient: only the critic learns)
             policy.requires_grad_(step >= hp.value_warmup)
             policy.train()
             lr_now = f"lr {scheduler.get_last_lr()[0]:.1e}"
-            stats = update(method, policy, value_model, optimizer, exp, beta, cfg.sample.temperature, hp, params,
-                           lambda values, limits: check_step(algo, step + 1, values, limits, lr_now, out))
+            stats = update(method, policy, value_model, optimizer, exp, beta, cfg.sample.temperature, hp, own,
+                           params, lambda values, limits: check_step(algo, step + 1, values, limits, lr_now, out))
             scheduler.step()
             step += 1
             # ---- Log

@@ -8,10 +8,11 @@ import torch
 
 from rlhfkit.algorithms import reinforce_pp
 from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
-from rlhfkit.config import RLAlgoConfig, RLConfig
+from rlhfkit.config import GRPOOptions, PPOOptions, RLAlgoConfig, RLConfig
 from rlhfkit.rollout.types import Experience, last_action_token
 
 HP = RLAlgoConfig(k=2)
+OWN = {"ppo": PPOOptions(), "grpo": GRPOOptions()}
 
 
 def _experience(mask) -> Experience:
@@ -28,11 +29,11 @@ def _experience(mask) -> Experience:
 @pytest.mark.parametrize("name", list(RL_ALGORITHMS))
 def test_every_algorithm_reads_the_record_and_trains_only_action_tokens(name):
     mask = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0]])
-    exp = algorithm(name).advantages(_experience(mask), 0.1, HP)
+    exp = algorithm(name).advantages(_experience(mask), 0.1, HP, OWN.get(name))
     assert exp.advantages.shape == mask.shape and (exp.advantages[mask == 0] == 0).all()
     logprobs = exp.logprobs.clone().requires_grad_(True)
     values = exp.values.clone().requires_grad_(True) if RL_ALGORITHMS[name].critic else None
-    loss, stats = algorithm(name).loss(exp, logprobs, values, 0.1, HP)
+    loss, stats = algorithm(name).loss(exp, logprobs, values, 0.1, HP, OWN.get(name))
     loss.backward()
     assert math.isfinite(loss.item()) and stats["clipfrac"] == 0.0 and stats["approx_kl"] == 0.0   # on policy
     assert (logprobs.grad[mask == 0] == 0).all()                    # a user's turn gets no gradient
@@ -61,7 +62,7 @@ def test_reinforce_pp_advantages_by_hand():
     exp = _experience(torch.ones(2, 2))
     exp = dataclasses.replace(exp, logprobs=torch.zeros(2, 2), ref_logprobs=torch.zeros(2, 2),
                               rewards=torch.tensor([[0.0, 1.0], [0.0, 3.0]]))
-    adv = reinforce_pp.advantages(exp, 0.5, HP).advantages
+    adv = reinforce_pp.advantages(exp, 0.5, HP, None).advantages
     # whitened over all four action tokens: mean 2, unbiased std sqrt(4/3)
     s = math.sqrt(4 / 3)
     torch.testing.assert_close(adv, torch.tensor([[-1 / s, -1 / s], [1 / s, 1 / s]]), rtol=1e-4, atol=1e-4)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
-from rlhfkit.config import RLAlgoConfig, TaskConfig
+from rlhfkit.config import GRPOOptions, PPOOptions, RLAlgoConfig, TaskConfig
 from rlhfkit.models.heads import scalar_model_from_lm
 from rlhfkit.models.lm import load_causal_lm
 from rlhfkit.rollout.episodes import play_episodes
@@ -13,6 +13,7 @@ from rlhfkit.rollout.score import score
 from rlhfkit.tasks.echo import TURNS, EchoTask, ask, letters_of
 
 TASK = EchoTask(TaskConfig(n_train=6))
+OWN = {"ppo": PPOOptions(), "grpo": GRPOOptions()}
 
 
 def _play(model_dir, max_turns=TURNS, seed=0):
@@ -59,7 +60,7 @@ def test_the_users_turns_receive_no_gradient(tiny_model_dir, name):
     value_model = scalar_model_from_lm(tiny_model_dir)[0] if RL_ALGORITHMS[name].critic else None
     batch = prompts[:6]
     exp = score(exp, batch, None, model, value_model, 1.0, None)
-    exp = algorithm(name).advantages(exp, 0.1, RLAlgoConfig(k=2))
+    exp = algorithm(name).advantages(exp, 0.1, RLAlgoConfig(k=2), OWN.get(name))
     model.train()
     logits = response_logits(model, exp.input_ids, exp.attention_mask, exp.response_ids.size(1), 1.0)
     logits.retain_grad()
@@ -67,7 +68,8 @@ def test_the_users_turns_receive_no_gradient(tiny_model_dir, name):
     if value_model is not None:
         from rlhfkit.rollout.score import response_values
         values = response_values(value_model, exp.input_ids, exp.attention_mask, exp.action_mask)
-    loss, _ = algorithm(name).loss(exp, gather_logprobs(logits, exp.response_ids), values, 0.1, RLAlgoConfig(k=2))
+    loss, _ = algorithm(name).loss(exp, gather_logprobs(logits, exp.response_ids), values, 0.1, RLAlgoConfig(k=2),
+                                OWN.get(name))
     loss.backward()
     user = (exp.response_mask == 1) & (exp.action_mask == 0)
     assert user.any() and (logits.grad[user] == 0).all()
