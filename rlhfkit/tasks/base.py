@@ -62,6 +62,7 @@ class TaskEntry:
 TASKS: dict[str, TaskEntry] = {
     "tldr": TaskEntry("rlhfkit.tasks.tldr:TldrTask", environment=False),
     "echo": TaskEntry("rlhfkit.tasks.echo:EchoTask", environment=True),
+    "conversation": TaskEntry("rlhfkit.tasks.conversation:ConversationTask", environment=True),
 }
 
 
