@@ -36,6 +36,7 @@ STAGES = {
     "eval": (C.EvalConfig, "rlhfkit.evaluate.run:run"),
     "demo": (C.DemoConfig, "rlhfkit.pipelines.demo:run"),
     "vader": (VaderExperimentConfig, "rlhfkit.pipelines.vader:run"),
+    "chat": (C.ChatConfig, "rlhfkit.chat:run"),
 }
 DATA_TASKS = {"tldr": (C.DataTldrConfig, "rlhfkit.tasks.tldr.export:run"),
               "vader": (DataVaderConfig, "rlhfkit.tasks.vader.export:run")}

@@ -14,7 +14,9 @@ the same checks as one from the command line.
     preference.py  rm, dpo, slic
     rl.py          rl (ppo, rloo, grpo)
     report.py      eval, demo
+    chat.py        chat
 """
+from rlhfkit.config.chat import ChatConfig
 from rlhfkit.config.fields import ConfigError, check_fields, check_max_len, opt, sub
 from rlhfkit.config.loading import add_arguments, apply_yaml, from_args, set_dotted, to_dict
 from rlhfkit.config.preference import DPOConfig, RMConfig, SLiCConfig
@@ -25,7 +27,7 @@ from rlhfkit.config.sections import (MOVED_FIELDS, RL_METHODS, ArchConfig, GRPOO
 from rlhfkit.config.supervised import (BestOfNConfig, DataTldrConfig, PretrainConfig, RSFTConfig, RWSFTConfig,
                                        SFTConfig)
 
-__all__ = ["ALL_METHODS", "METHODS", "MOVED_FIELDS", "RL_METHODS", "ArchConfig", "GRPOOptions", "PPOOptions", "BestOfNConfig", "ConfigError", "DPOConfig",
+__all__ = ["ALL_METHODS", "METHODS", "MOVED_FIELDS", "RL_METHODS", "ArchConfig", "GRPOOptions", "PPOOptions", "BestOfNConfig", "ChatConfig", "ConfigError", "DPOConfig",
            "DataTldrConfig", "DemoConfig", "EvalConfig", "PretrainConfig", "RLAlgoConfig", "RLConfig", "RMConfig",
            "RSFTConfig", "RWSFTConfig", "SFTConfig", "SLiCConfig", "SampleConfig", "TaskConfig", "TrainConfig",
            "add_arguments", "apply_yaml", "check_fields", "check_max_len", "from_args", "opt", "parse_policies",
