@@ -16,13 +16,14 @@ RL_METHODS = tuple(RL_ALGORITHMS)
 
 @dataclass
 class TaskConfig:
-    """The built-in synthetic TL;DR world."""
+    """The built-in worlds: synthetic TL;DR posts, and the conversation world told from them."""
     seed: int = opt(0, "world seed: posts, references and labels are deterministic from it", ge=0)
     n_pretrain: int = opt(12000, "posts in the pretraining corpus", ge=1)
     n_train: int = opt(3000, "training prompts (demonstrations, comparisons)", ge=1)
     n_valid: int = opt(200, "validation prompts", ge=1)
     n_test: int = opt(500, "held-out test prompts for evaluation", ge=1)
     n_stats: int = opt(2000, "reference pairs used by `data tldr --stats`", ge=1)
+    events: int = opt(2, "conversation: key events the assistant must gather (E, 1-4)", ge=1, le=4)
 
 
 @dataclass

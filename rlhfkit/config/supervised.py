@@ -8,6 +8,8 @@ from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, s
 from rlhfkit.config.sections import ArchConfig, SampleConfig, TaskConfig, TrainConfig
 from rlhfkit.tasks.base import TASKS
 
+PRETRAIN_CORPORA = ("tldr", "tldr+conversation")
+
 
 @dataclass
 class DataTldrConfig:
@@ -30,6 +32,9 @@ class DataTldrConfig:
 class PretrainConfig:
     """`rlhfkit pretrain`: train the BPE tokenizer and the base model on the world's text."""
     out: str = opt("models/tldr-base", "output directory (a Hugging Face model directory)", writes="dir")
+    corpus: str = opt("tldr", "'tldr': posts with TL;DRs; 'tldr+conversation': also the conversation world's "
+                              "transcripts (task.n_train training conversations by its scripted assistants, "
+                              "E = 1-4 mixed)", choices=PRETRAIN_CORPORA)
     resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world whose text is the corpus")
     arch: ArchConfig = sub(ArchConfig, "model shape")
@@ -47,12 +52,13 @@ class PretrainConfig:
 class SFTConfig:
     """`rlhfkit sft`: supervised fine-tuning on demonstrations (loss on response tokens only)."""
     model: str = opt("models/tldr-base", "local Hugging Face causal-LM directory to start from")
-    data: str = opt("tldr", "'tldr' (the built-in world) or a JSONL / Parquet file or `datasets` directory")
+    data: str = opt("tldr", "'tldr' (the built-in world), 'conversation' (its transcripts, whole) or a JSONL / "
+                            "Parquet file or `datasets` directory")
     valid_data: str = opt("", "optional held-out file in the same format, for the validation loss")
     out: str = opt("runs/sft", "output directory: the fine-tuned model and its checkpoints", writes="dir")
     max_len: int = opt(0, "longest prompt + response in tokens (0: the model's context length)", ge=0)
     resume: bool = opt(True, RESUME_HELP)
-    task: TaskConfig = sub(TaskConfig, "the world, when data is 'tldr'")
+    task: TaskConfig = sub(TaskConfig, "the world, when data is a task ('tldr', 'conversation')")
     train: TrainConfig = sub(lambda: TrainConfig(epochs=2.0), "optimisation")
 
     def validate(self) -> None:

@@ -1,7 +1,10 @@
-"""Tokenise prompt/response pairs and pad them into batches.
+"""Tokenise prompt/response pairs and whole conversations, and pad them into batches.
 
 Labels are -100 on prompt tokens and padding, so the loss sees response tokens only; EOS is
-appended to every response so the model learns to stop.
+appended to every response so the model learns to stop. A whole conversation is tokenised as
+`rollout/episodes.py` builds an episode, so what SFT trains on is token for token what RL samples
+and scores: BOS and the opening, then each policy turn with its EOS (labelled), each observation of
+the environment tokenised on its own (not labelled).
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlhfkit.data.records import DataError, Demonstration
+from rlhfkit.data.records import Conversation, DataError, Demonstration
 
 IGNORE = -100
 
@@ -34,6 +37,39 @@ def encode_demonstration(demo: Demonstration, tokenizer, max_len: int) -> Exampl
         raise DataError(f"{demo.where or 'record'}: {what} {n} tokens, longer than the model's {max_len}; "
                         "shorten it or raise max_len")
     return Example(prompt_ids + response_ids, [IGNORE] * len(prompt_ids) + response_ids)
+
+
+def conversation_tokens(conv: Conversation, tokenizer) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of a whole conversation, any length. Each piece is tokenised on its own,
+    as the sampler and the environment produce them: merging a turn's last token with the next
+    observation's first would give ids no episode holds."""
+    ids = tokenizer(conv.opening, add_special_tokens=False)["input_ids"]
+    if tokenizer.bos_token_id is not None:
+        ids = [tokenizer.bos_token_id] + ids
+    labels = [IGNORE] * len(ids)
+    for span in conv.spans:
+        piece = tokenizer(span.text, add_special_tokens=False)["input_ids"]
+        if span.action:
+            piece = piece + [tokenizer.eos_token_id]   # a sampled turn ends in EOS: the model must learn to yield
+        ids += piece
+        labels += piece if span.action and span.loss else [IGNORE] * len(piece)
+    return ids, labels
+
+
+def encode_conversation(conv: Conversation, tokenizer, max_len: int) -> Example:
+    """A whole conversation with the loss on its policy turns (and their EOS) only."""
+    ids, labels = conversation_tokens(conv, tokenizer)
+    if len(ids) > max_len:
+        raise DataError(f"{conv.where or 'conversation'}: the conversation is {len(ids)} tokens, longer than the "
+                        f"model's {max_len}; raise max_len or use a model with a longer context")
+    return Example(ids, labels)
+
+
+def encode_record(record: Demonstration | Conversation, tokenizer, max_len: int) -> Example:
+    """A demonstration of either kind as a training example."""
+    if isinstance(record, Conversation):
+        return encode_conversation(record, tokenizer, max_len)
+    return encode_demonstration(record, tokenizer, max_len)
 
 
 def encode_text(text: str, tokenizer, max_len: int) -> Example:

@@ -53,6 +53,24 @@ class Demonstration:
 
 
 @dataclass(frozen=True)
+class Span:
+    """One stretch of a conversation after its opening: a policy turn or the environment's reply."""
+    text: str
+    action: bool        # a turn of the policy (EOS follows it, as it follows every sampled turn); else an observation
+    loss: bool = True   # an action the loss sees (False: an earlier turn kept only as context)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A whole multi-turn demonstration, laid out as `rollout/episodes.py` lays out an episode: the
+    opening (the text the first turn continues), then the policy's turns and the environment's
+    observations in order, each tokenised on its own (`data.collate.encode_conversation`)."""
+    opening: str
+    spans: tuple[Span, ...]
+    where: Where | None = None
+
+
+@dataclass(frozen=True)
 class Comparison:
     prompt: str
     ranked: tuple[str, ...]      # 2..K answers, best first

@@ -1,12 +1,15 @@
 """`rlhfkit sft`: supervised fine-tuning on demonstrations.
 
 Cross-entropy on response tokens only (prompt masked), EOS appended (DESIGN section 4). Data is
-a registered task's demonstrations (`tldr`: the built-in world's reference TL;DRs), or any JSONL /
-Parquet file or `datasets` directory in prompt/completion or messages format. Writes `OUT/model` (loadable with
+a registered task's demonstrations (`tldr`: the built-in world's reference TL;DRs; `conversation`:
+whole transcripts, one example each, tokenised as RL episodes are, with the loss on every assistant
+turn and its EOS and none on the user's), or any JSONL / Parquet file or `datasets` directory in
+prompt/completion or messages format. Writes `OUT/model` (loadable with
 `AutoModelForCausalLM.from_pretrained`), resumable `OUT/checkpoint`, and `OUT/log.jsonl`.
 
     rlhfkit sft --model models/tldr-base --out runs/sft
     rlhfkit sft --model path/to/hf-model --data demos.jsonl --train.lr 3e-5 --out runs/my-sft
+    rlhfkit sft --model models/conversation-base --data conversation --task.events 2 --out runs/conv-sft
 """
 from __future__ import annotations
 
@@ -14,18 +17,22 @@ import math
 from pathlib import Path
 
 from rlhfkit.config import SFTConfig, check_max_len
-from rlhfkit.data.collate import encode_demonstration
-from rlhfkit.data.records import Demonstration, Where, chat_template_of, load_demonstrations
+from rlhfkit.data.collate import encode_record
+from rlhfkit.data.records import Conversation, Demonstration, Where, chat_template_of, load_demonstrations
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit, mean_lm_loss
 
 
-def load_data(path: str, tokenizer, cfg: SFTConfig, split: str) -> list[Demonstration]:
-    """A registered task's demonstrations of `split` (its name, e.g. 'tldr'), else a file's."""
+def load_data(path: str, tokenizer, cfg: SFTConfig, split: str) -> list[Demonstration] | list[Conversation]:
+    """A registered task's demonstrations of `split` (its name, e.g. 'tldr'), else a file's. A
+    multi-turn task that has whole conversations gives those: trained turn by turn, each earlier
+    turn would lack the EOS its episodes hold."""
     if path in TASKS:
-        return load_task(path, cfg.task).demonstrations(split)
+        task = load_task(path, cfg.task)
+        whole = getattr(task, "conversations", None)
+        return whole(split) if whole is not None else task.demonstrations(split)
     return load_demonstrations(path, chat_template_of(tokenizer))
 
 
@@ -38,9 +45,9 @@ def run(cfg: SFTConfig) -> dict:
     model, tokenizer = load_causal_lm(cfg.model)
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))
-    train = [encode_demonstration(d, tokenizer, max_len) for d in load_data(cfg.data, tokenizer, cfg, "train")]
+    train = [encode_record(d, tokenizer, max_len) for d in load_data(cfg.data, tokenizer, cfg, "train")]
     valid_path = cfg.valid_data or (cfg.data if cfg.data in TASKS else "")   # a task brings its own valid split
-    valid = [encode_demonstration(d, tokenizer, max_len) for d in load_data(valid_path, tokenizer, cfg, "valid")] \
+    valid = [encode_record(d, tokenizer, max_len) for d in load_data(valid_path, tokenizer, cfg, "valid")] \
         if valid_path else []
     # ---- Training
     evaluate = (lambda: {"valid_loss": mean_lm_loss(model, valid, tokenizer.pad_token_id)}) if valid else None

@@ -1,4 +1,4 @@
-"""Scripted assistants of uneven skill, and the transcripts they produce (for SFT and for tests).
+"""Scripted assistants of uneven skill, and the transcripts they produce (for SFT, the pretraining corpus and tests).
 
 Like the TL;DR world's reference writers, the transcripts are flawed on purpose, each assistant in
 its own way, so that imitating them leaves headroom:
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from rlhfkit.tasks.conversation.simulator import Revealed, reply, turn_rng
 from rlhfkit.tasks.conversation.template import Message
-from rlhfkit.tasks.conversation.world import ConversationWorld, request
+from rlhfkit.tasks.conversation.world import MAX_EVENTS, MIN_EVENTS, ConversationWorld, conversation_ids, request
 from rlhfkit.tasks.tldr.world import (ACTION_BY_KEY, ACTIONS, FEELINGS, NAMES, QUESTIONS, Event, Facts, Person,
                                       event_phrase)
 from rlhfkit.tasks.tldr.writers import render as render_summary
@@ -172,3 +172,15 @@ def transcripts(world: ConversationWorld, split: str, n: int, assistant: str | N
 def drawn_assistant(world: ConversationWorld, chat: int) -> str:
     names, weights = zip(*DEMONSTRATION_MIX)
     return random.Random(f"conversation-demo-{world.seed}-{chat}").choices(names, weights)[0]
+
+
+def corpus_transcripts(seed: int, split: str, n: int) -> list[list[Message]]:
+    """Transcripts for a pretraining corpus: the first n conversations of a split, each by a scripted
+    assistant drawn uniformly at a dose E drawn uniformly from 1..4. Every E, so one base model serves
+    a whole dose sweep; every assistant, as web text holds conversations of any quality."""
+    out = []
+    for chat in conversation_ids(seed, split, n):
+        rng = random.Random(f"conversation-corpus-{seed}-{split}-{chat}")
+        world = ConversationWorld(seed, rng.randint(MIN_EVENTS, MAX_EVENTS))
+        out.append(converse(world, chat, rng.choice(ASSISTANTS)))
+    return out

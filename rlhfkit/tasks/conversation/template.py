@@ -9,8 +9,12 @@
 The environment's observation after an assistant turn is exactly the next user turn rendered,
 header included (`observation`), which is what `rollout/episodes.py` appends after the turn's EOS,
 so `render(messages)` of a whole conversation is the opening followed by the episode's text.
+`as_conversation` cuts the same text where an episode's token ids are cut: the opening, each
+assistant turn (EOS follows it in an episode), each observation tokenised on its own.
 """
 from __future__ import annotations
+
+from rlhfkit.data.records import Conversation, Span, Where
 
 Message = dict[str, str]
 USER, ASSISTANT = "\nUSER: ", "\nASSISTANT:"
@@ -35,6 +39,24 @@ def render(messages: list[Message]) -> str:
         else:
             raise ValueError(f"conversation template: unknown role {m['role']!r}")
     return "".join(parts).removeprefix("\n")
+
+
+def as_conversation(messages: list[Message], where: Where | None = None) -> Conversation:
+    """A whole conversation (id line, first user turn, then assistant and user turns) as the pieces
+    an episode holds; joined, the pieces are `render(messages)`."""
+    first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), None)
+    if first is None or not any(m["role"] == "user" for m in messages[:first]):
+        raise ValueError(f"conversation template: {where or 'messages'}: needs a user turn, then an assistant turn")
+    spans = []
+    for m in messages[first:]:
+        if m["role"] == "assistant":
+            spans.append(Span(" " + m["content"], action=True))
+        elif m["role"] == "user":
+            spans.append(Span(observation(m["content"]), action=False))
+        else:      # a system message belongs to the opening only
+            raise ValueError(f"conversation template: {where or 'messages'}: a {m['role']!r} message after the first "
+                             "assistant turn")
+    return Conversation(render(messages[:first]), tuple(spans), where)
 
 
 def messages_of(history: list[Message]) -> list[Message]:
