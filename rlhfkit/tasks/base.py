@@ -5,7 +5,8 @@ Stages name a task only through the string a user gives (`--prompts tldr`, `--da
 trainer imports a task. Nothing here imports torch or anything above `tasks/`.
 
     prompts(split)         -> the openings an episode starts from (train, valid or test)
-    demonstrations(split)  -> Demonstration records (prompt, completion) for SFT
+    demonstrations(split)  -> records for SFT: Demonstration (prompt, completion), or a multi-turn
+                              task's Conversation (a whole transcript, laid out as its episodes are)
     labelers()             -> the simulated labelers who rank answers (for comparisons)
     gold(prompts, answers) -> the evaluation-only judge; training never receives it
     environment()          -> an Environment for multi-turn episodes, or None (one answer per prompt)

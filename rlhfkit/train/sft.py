@@ -26,13 +26,10 @@ from rlhfkit.train.loop import fit, mean_lm_loss
 
 
 def load_data(path: str, tokenizer, cfg: SFTConfig, split: str) -> list[Demonstration] | list[Conversation]:
-    """A registered task's demonstrations of `split` (its name, e.g. 'tldr'), else a file's. A
-    multi-turn task that has whole conversations gives those: trained turn by turn, each earlier
-    turn would lack the EOS its episodes hold."""
+    """A registered task's demonstrations of `split` (its name, e.g. 'tldr'; a multi-turn task's
+    are whole conversations), else a file's."""
     if path in TASKS:
-        task = load_task(path, cfg.task)
-        whole = getattr(task, "conversations", None)
-        return whole(split) if whole is not None else task.demonstrations(split)
+        return load_task(path, cfg.task).demonstrations(split)
     return load_demonstrations(path, chat_template_of(tokenizer))
 
 

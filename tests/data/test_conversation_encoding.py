@@ -104,7 +104,7 @@ def test_an_earlier_turn_can_be_context_only(tiny_tokenizer):
 
 
 def test_a_conversation_longer_than_the_context_is_refused_by_name(tiny_tokenizer):
-    conv = ConversationTask(CFG).conversations("train")[0]
+    conv = ConversationTask(CFG).demonstrations("train")[0]
     with pytest.raises(DataError, match=r"conversation train:1: the conversation is \d+ tokens, longer than the "
                                         r"model's 20"):
         encode_conversation(conv, tiny_tokenizer, 20)
@@ -118,7 +118,7 @@ def test_a_demonstration_is_encoded_as_before(tiny_tokenizer):
 
 def test_the_task_gives_one_record_per_transcript():
     task = ConversationTask(CFG)
-    convs = task.conversations("train")
+    convs = task.demonstrations("train")
     assert len(convs) == CFG.n_train
     assert [as_conversation(m).spans for m in task.transcripts("train")] == [c.spans for c in convs]
     assert [c.opening for c in convs] == task.prompts("train")

@@ -287,20 +287,17 @@ def test_transcripts_are_what_the_environment_plays():
             assert [t.reply for t in play(task.world, chat_id(opening), turns)][:-1] == replies
 
 
-def test_demonstrations_are_every_turn_of_mixed_transcripts():
+def test_demonstrations_are_the_mixed_transcripts_whole():
     task = ConversationTask(CFG)
     demos = task.demonstrations("train")
     transcripts = task.transcripts("train")
-    assert len(demos) == sum(m["role"] == "assistant" for t in transcripts for m in t)
-    texts = {render(t) for t in transcripts}
-    for d in demos:
-        assert d.prompt.endswith("\nASSISTANT:") and d.completion.startswith(" ")
-        assert any(t.startswith(d.prompt + d.completion) for t in texts)
-    firsts = [d for d in demos if d.prompt.count("ASSISTANT:") == 1]
-    assert [d.prompt for d in firsts] == task.prompts("train")
-    kinds = {"ask" if "TL;DR" not in d.completion else "answer" for d in firsts}
+    assert len(demos) == len(transcripts)
+    for d, t in zip(demos, transcripts):     # opening and pieces join back into the rendered transcript
+        assert d.opening + "".join(span.text for span in d.spans) == render(t)
+    assert [d.opening for d in demos] == task.prompts("train")
+    firsts = [next(m["content"] for m in t if m["role"] == "assistant") for t in transcripts]
+    kinds = {"ask" if "TL;DR" not in first else "answer" for first in firsts}
     assert kinds == {"ask", "answer"}            # uneven skill: some ask first, some answer at once
-
 
 # ---- Labelers ------------------------------------------------------------------------------------
 def test_labelers_agree_with_gold_more_often_than_chance():

@@ -24,7 +24,7 @@ TINY = ArchConfig(vocab_size=600, hidden_size=32, intermediate_size=64, num_laye
 
 def test_sft_on_conversations_lowers_the_loss(tiny_model_dir, tmp_path):
     model, tok = load_causal_lm(tiny_model_dir)
-    valid = [encode_conversation(c, tok, 512) for c in ConversationTask(TASK).conversations("valid")]
+    valid = [encode_conversation(c, tok, 512) for c in ConversationTask(TASK).demonstrations("valid")]
     before = mean_lm_loss(model, valid, tok.pad_token_id)
     cfg = SFTConfig(model=str(tiny_model_dir), data="conversation", out=str(tmp_path / "sft"), task=TASK,
                     train=TrainConfig(lr=1e-2, batch_size=4, epochs=3, warmup_steps=2, threads=1))

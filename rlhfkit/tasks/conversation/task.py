@@ -7,13 +7,13 @@ baselines and reports).
 """
 from __future__ import annotations
 
-from rlhfkit.data.records import Conversation, Demonstration, Where
+from rlhfkit.data.records import Conversation, Where
 from rlhfkit.tasks.base import Message, Step
 from rlhfkit.tasks.conversation.assistants import transcripts
 from rlhfkit.tasks.conversation.gold import episode_return, verdict_of_turns
 from rlhfkit.tasks.conversation.labelers import CONVERSATION_LABELERS, ConversationLabeler
 from rlhfkit.tasks.conversation.simulator import play
-from rlhfkit.tasks.conversation.template import USER, as_conversation, observation, render
+from rlhfkit.tasks.conversation.template import USER, as_conversation, observation
 from rlhfkit.tasks.conversation.world import ConversationWorld, chat_id
 
 
@@ -82,23 +82,11 @@ class ConversationTask:
         """Whole conversations as `messages` records, by one scripted assistant or the mix."""
         return transcripts(self.world, split, self.size(split), assistant)
 
-    def conversations(self, split: str) -> list[Conversation]:
+    def demonstrations(self, split: str) -> list[Conversation]:
         """The mixed-skill transcripts whole, one record each, laid out as episodes are: what
         `rlhfkit sft --data conversation` trains on (loss on every assistant turn and its EOS)."""
         return [as_conversation(m, Where(f"conversation {split}", i))
                 for i, m in enumerate(self.transcripts(split), start=1)]
-
-    def demonstrations(self, split: str) -> list[Demonstration]:
-        """Every assistant turn of the mixed-skill transcripts, after the conversation before it as
-        text (prompt/completion pairs for stages that want them; the earlier turns carry no EOS, so
-        for SFT `conversations` is the layout RL samples)."""
-        out = []
-        for messages in self.transcripts(split):
-            for i, m in enumerate(messages):
-                if m["role"] == "assistant":
-                    out.append(Demonstration(render(messages[:i]), " " + m["content"],
-                                             Where(f"conversation {split} turn", len(out) + 1)))
-        return out
 
     def labelers(self) -> tuple[ConversationLabeler, ...]:
         return CONVERSATION_LABELERS
