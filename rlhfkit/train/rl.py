@@ -4,6 +4,8 @@ One iteration is the data flow of DESIGN section 2, one function per arrow:
 
     prompts -> generate (1) -> score (2) -> advantages (3) -> update (4)
 
+When `--prompts` names a task with an environment, step 1 plays multi-turn episodes against it
+(`rollout/episodes.py`) and the environment's rewards join (or replace) the reward model's.
 The algorithm is `--algo`, looked up in `rlhfkit.algorithms.registry`: its advantages() reads
 the hand-off record (`rollout.types.Experience`) and its loss() scores each minibatch, so this
 loop names none of them:
@@ -20,6 +22,7 @@ the EOS trick gives an answer without EOS `eos_penalty` instead of its reward.
 
     rlhfkit rl --algo ppo --policy runs/sft --reward_model runs/rm --out runs/ppo
     rlhfkit rl --algo grpo --reward mypkg.rewards:brevity --out runs/grpo
+    rlhfkit rl --algo ppo --policy runs/conv-sft --prompts conversation --out runs/conv-ppo
 """
 from __future__ import annotations
 
