@@ -108,7 +108,8 @@ def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
     prompts = 8 if RL_ALGORITHMS[algo].grouped else 32   # 32 rollouts per iteration either way
     rlhfkit("rl", "--algo", algo, "--policy", tiny_model_dir, "--reward", "fixture_rewards:letter_e_share",
             "--out", tmp_path / algo, "--rl.steps", "16", "--rl.prompts_per_step", prompts, "--rl.k", "4",
-            "--rl.lr", "1e-2", "--rl.beta", "0.0", "--rl.eos_trick", "false", "--rl.minibatch_size", "16",
+            "--rl.lr", "1e-2", "--rl.warmup_steps", "0", "--rl.beta", "0.0", "--rl.eos_trick", "false",
+            "--rl.minibatch_size", "16",
             "--rl.epochs", "2", "--sample.max_new_tokens", "12", "--sample.temperature", "1.0", *TINY_TASK)
     log = [json.loads(line) for line in (tmp_path / algo / "log.jsonl").read_text().splitlines()]
     assert len(log) == 16 and {"score", "kl", "rlhf_reward", "entropy", "clipfrac", "approx_kl", "length"} <= set(log[0])

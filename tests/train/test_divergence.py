@@ -83,7 +83,7 @@ def test_a_loss_above_max_loss_stops_the_run(tiny_model_dir, tmp_path):
 
 def _rl_cfg(policy, out, algo, **hp):
     defaults = {"steps": 4, "prompts_per_step": 8, "k": 2, "epochs": 2, "minibatch_size": 4, "lr": 1e-3,
-                "checkpoint_every": 1, "eos_trick": False}
+                "warmup_steps": 0, "checkpoint_every": 1, "eos_trick": False}
     return RLConfig(algo=algo, policy=str(policy), reward="tests.fixture_rewards:letter_e_share", reward_model="",
                     out=str(out), task=TaskConfig(n_train=32), rl=RLAlgoConfig(**(defaults | hp)),
                     sample=SampleConfig(max_new_tokens=8, temperature=1.0))
