@@ -74,3 +74,18 @@ def test_the_users_turns_receive_no_gradient(tiny_model_dir, name):
     user = (exp.response_mask == 1) & (exp.action_mask == 0)
     assert user.any() and (logits.grad[user] == 0).all()
     assert logits.grad[exp.action_mask == 1].abs().sum() > 0
+
+
+def test_conversation_episodes_earn_the_gold_return_of_their_text(tiny_model_dir):
+    # the environment's reward (replayed turn by turn) equals the gold judge's R read back from the
+    # episode's decoded text, as evaluation will read it
+    from rlhfkit.tasks.conversation import ConversationTask
+    task = ConversationTask(TaskConfig(n_train=8, events=1))
+    model, tok = load_causal_lm(tiny_model_dir)
+    prompts = task.prompts("train")
+    exp = play_episodes(model.eval(), tok, task.environment(), prompts, temperature=1.0, max_new_tokens=12,
+                        max_turns=4, seed=0)
+    assert exp.turn_ends.sum(1).max().item() == 4 and (exp.logprobs[exp.action_mask == 0] == 0).all()
+    ended = exp.rewards.ne(0).any(1)       # episodes the environment ended (an answer), not the turn limit
+    gold = torch.tensor(task.gold(prompts, exp.texts))
+    torch.testing.assert_close(exp.rewards.sum(1)[ended], gold[ended])
