@@ -43,7 +43,7 @@ def _play_turn(ep: Episode, turn: list[int], eos_id: int, tokenizer, env: Enviro
     ep.ended = ep.ended and turn[-1:] == [eos_id]
     message = tokenizer.decode(turn, skip_special_tokens=True)
     step = env.step(ep.history, message)
-    ep.rewards[end] = ep.rewards.get(end, 0.0) + float(step.reward)
+    ep.rewards[end] = float(step.reward)
     ep.history.append({"role": "assistant", "content": message})
     observation = tokenizer(step.observation, add_special_tokens=False)["input_ids"] if step.observation else []
     ep.done = step.done or last_turn or len(ep.opening) + len(ep.tokens) + len(observation) >= max_tokens

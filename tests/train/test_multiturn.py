@@ -1,4 +1,4 @@
-"""Multi-turn RL end to end (seeds 1 and 2 pass as well; CI runs seed 0): `rlhfkit rl --prompts echo` (a game whose reward comes only after its
+"""Multi-turn RL end to end: `rlhfkit rl --prompts echo` (a game whose reward comes only after its
 third turn) run as a user runs it, in a subprocess, raises the episode return."""
 import json
 import os
