@@ -38,6 +38,9 @@ STAGES = {
     "vader": (VaderExperimentConfig, "rlhfkit.pipelines.vader:run"),
     "chat": (C.ChatConfig, "rlhfkit.chat:run"),
 }
+# `rlhfkit demo --task NAME`: the experiment of each world (tldr is the default)
+DEMO_TASKS = {"tldr": (C.DemoConfig, "rlhfkit.pipelines.demo:run"),
+              "conversation": (C.ConversationDemoConfig, "rlhfkit.pipelines.conversation:run")}
 DATA_TASKS = {"tldr": (C.DataTldrConfig, "rlhfkit.tasks.tldr.export:run"),
               "vader": (DataVaderConfig, "rlhfkit.tasks.vader.export:run")}
 LABEL_COMMANDS = {
@@ -63,7 +66,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {'; '.join(moved) or message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def demo_task(argv: list[str]) -> str:
+    """The world `rlhfkit demo --task NAME` names (its own options follow), 'tldr' when none is named."""
+    for i, arg in enumerate(argv):
+        if arg == "--task" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--task="):
+            return arg.partition("=")[2]
+    return "tldr"
+
+
+def build_parser(demo: str = "tldr") -> argparse.ArgumentParser:
     parser = Parser(prog="rlhfkit", description="RLHF and its supervised alternatives, "
                                      "end to end. Run `rlhfkit <stage> --help` for a stage's options.")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
@@ -95,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
                             help="same as --source")
         C.add_arguments(sp, cls)
     for name, (cls, _) in STAGES.items():
+        if name == "demo":
+            cls = DEMO_TASKS[demo][0]
         sp = stages.add_parser(name, help=_first_line(cls), description=_first_line(cls))
+        if name == "demo":
+            sp.add_argument("--task", dest="demo_task", choices=tuple(DEMO_TASKS), default=argparse.SUPPRESS,
+                            help="the world whose experiment runs (default: 'tldr'); `--task conversation --help` "
+                                 "lists the conversation experiment's options")
         C.add_arguments(sp, cls)
     return parser
 
@@ -107,7 +126,9 @@ def _call(target: str, cfg) -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    demo = demo_task(argv) if argv[:1] == ["demo"] else "tldr"
+    args = build_parser(demo if demo in DEMO_TASKS else "tldr").parse_args(argv)
     name = " ".join(filter(None, ("rlhfkit", args.stage, getattr(args, "task", None), getattr(args, "command", None),
                                   getattr(args, "action", None))))
     if args.stage == "data":
@@ -116,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         cls, target = LABEL_COMMANDS[" ".join(filter(None, (args.command, getattr(args, "action", None))))]
     elif args.stage == "model":
         cls, target = MODEL_COMMANDS[args.command]
+    elif args.stage == "demo":
+        cls, target = DEMO_TASKS[demo]
     else:
         cls, target = STAGES[args.stage]
-    for key in ("stage", "task", "command", "action"):
+    for key in ("stage", "task", "command", "action", "demo_task"):
         vars(args).pop(key, None)
     try:
         cfg = C.from_args(cls, args)

@@ -165,7 +165,7 @@ CASES = [
     ("ranking of one", lambda e: rm(e, e.jsonl("c.jsonl", {"prompt": "P", "completions": [" a"]})),
      2, r"c\.jsonl:1: field 'completions' must be a list of at least 2 answers"),
     ("unknown comparison format", lambda e: rm(e, e.jsonl("c.jsonl", {"question": "Q", "answer": "A"})),
-     2, r"c\.jsonl:1: expected 'prompt' with 'chosen'/'rejected' or 'completions'.*"
+     2, r"c\.jsonl:1: expected 'prompt' with 'chosen'/'rejected', 'completions' or 'episodes'.*"
         r"\(fields: \['answer', 'question'\]\)"),
     ("comparison not utf-8", lambda e: rm(e, e.raw("c.jsonl", b'{"prompt": "P", "chosen": "\xc3(", "rejected": "b"}\n'),
                                           "slic"),

@@ -29,6 +29,15 @@ def test_every_stage_has_help(stage):
     assert "--config" in out and "default:" in out
 
 
+def test_demo_names_its_world_with_task():
+    conversation = rlhfkit("demo", "--task", "conversation", "--help").stdout
+    assert "--events" in conversation and "--episodes" in conversation and "--bon_n" not in conversation
+    tldr = rlhfkit("demo", "--help").stdout
+    assert "--bon_n" in tldr and "--events" not in tldr and "--task {tldr,conversation}" in tldr
+    bad = rlhfkit("demo", "--task", "conversation", "--events", "5", "--out", "x", check=False)
+    assert bad.returncode == 2 and "events: expected distinct integers 1-4" in bad.stderr
+
+
 def test_stats_json_is_one_object_on_stdout():
     proc = rlhfkit("data", "tldr", "--stats", "--json", "--task.n_stats", "200")
     stats = json.loads(proc.stdout)

@@ -13,21 +13,22 @@ the same checks as one from the command line.
     supervised.py  data tldr, pretrain, sft, bon, rsft, rwsft
     preference.py  rm, dpo, slic
     rl.py          rl (ppo, rloo, grpo)
-    report.py      eval, demo
+    report.py      eval, demo (TL;DR), demo --task conversation
     chat.py        chat
 """
 from rlhfkit.config.chat import ChatConfig
 from rlhfkit.config.fields import ConfigError, check_fields, check_max_len, opt, sub
 from rlhfkit.config.loading import add_arguments, apply_yaml, from_args, set_dotted, to_dict
 from rlhfkit.config.preference import DPOConfig, RMConfig, SLiCConfig
-from rlhfkit.config.report import ALL_METHODS, METHODS, DemoConfig, EvalConfig, parse_policies
+from rlhfkit.config.report import (ALL_METHODS, CONVERSATION_METHODS, METHODS, ConversationDemoConfig, DemoConfig,
+                                   EvalConfig, parse_policies)
 from rlhfkit.config.rl import RLConfig
 from rlhfkit.config.sections import (MOVED_FIELDS, RL_METHODS, ArchConfig, GRPOOptions, PPOOptions, RLAlgoConfig,
                                      SampleConfig, TaskConfig, TrainConfig)
 from rlhfkit.config.supervised import (BestOfNConfig, DataTldrConfig, PretrainConfig, RSFTConfig, RWSFTConfig,
                                        SFTConfig)
 
-__all__ = ["ALL_METHODS", "METHODS", "MOVED_FIELDS", "RL_METHODS", "ArchConfig", "GRPOOptions", "PPOOptions", "BestOfNConfig", "ChatConfig", "ConfigError", "DPOConfig",
+__all__ = ["ALL_METHODS", "CONVERSATION_METHODS", "ConversationDemoConfig", "METHODS", "MOVED_FIELDS", "RL_METHODS", "ArchConfig", "GRPOOptions", "PPOOptions", "BestOfNConfig", "ChatConfig", "ConfigError", "DPOConfig",
            "DataTldrConfig", "DemoConfig", "EvalConfig", "PretrainConfig", "RLAlgoConfig", "RLConfig", "RMConfig",
            "RSFTConfig", "RWSFTConfig", "SFTConfig", "SLiCConfig", "SampleConfig", "TaskConfig", "TrainConfig",
            "add_arguments", "apply_yaml", "check_fields", "check_max_len", "from_args", "opt", "parse_policies",

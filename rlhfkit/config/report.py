@@ -97,3 +97,94 @@ class DemoConfig:
         given = [m.strip() for m in self.methods.split(",") if m.strip()]
         given = [x for m in given for x in (ALL_METHODS if m == "all" else (m,))]
         return [m for m in METHODS if m in given] + [m for m in dict.fromkeys(given) if m not in METHODS]
+
+
+# the conversation experiment's methods, in the report's order: per-turn SL, conversation SL, RL
+CONVERSATION_METHODS = ("turn_bon", "turn_rsft", "turn_dpo", "conv_rsft", "conv_dpo", "ppo", "rloo")
+TURN_SL, CONVERSATION_SL, CONVERSATION_RL = ("turn_bon", "turn_rsft", "turn_dpo"), ("conv_rsft", "conv_dpo"), \
+    ("ppo", "rloo")
+
+
+def parse_events(spec: str) -> list[int]:
+    """'1,2,3,4' as [1, 2, 3, 4]: the doses E of a conversation experiment."""
+    try:
+        doses = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"events: expected comma-separated integers 1-4, got {spec!r}") from None
+    if not doses or any(not 1 <= e <= 4 for e in doses) or len(set(doses)) != len(doses):
+        raise ConfigError(f"events: expected distinct integers 1-4, comma-separated, got {spec!r}")
+    return doses
+
+
+@dataclass
+class ConversationDemoConfig:
+    """`rlhfkit demo --task conversation`: per-turn SL vs conversation SL vs RL, in the conversation world."""
+    out: str = opt("runs/conversation", "directory for every stage's output and the report", writes="dir")
+    resume: bool = opt(True, "true: each stage continues or skips its own finished job; false: every stage starts "
+                             "over")
+    base_model: str = opt("models/conversation-base", "the shipped base model (posts and transcripts) to start from")
+    events: str = opt("2", "doses E, comma-separated (1-4): key events a good conversation must gather; "
+                           "'1,2,3,4' is the dose sweep")
+    methods: str = opt(",".join(CONVERSATION_METHODS), "methods beside SFT, comma-separated, from "
+                       + ", ".join(CONVERSATION_METHODS))
+    seeds: int = opt(1, "training seeds (world fixed); the report gives mean and CI over them", ge=1)
+    episodes: int = opt(1024, "conversations each sampling method samples in training (ppo, rloo, conv_rsft; "
+                              "turn_rsft samples episodes / sample_n conversations with sample_n turns per turn)",
+                        ge=1)
+    label_budget: int = opt(1200, "comparisons the simulated labelers make of each kind: whole conversations "
+                                  "(conversation RM, conv_dpo, RL) and single turns (turn RM, turn_dpo)", ge=1)
+    label_k: int = opt(4, "conversations (or candidate turns) sampled from SFT per labelled opening (or state)",
+                       ge=2)
+    sample_n: int = opt(4, "rsft's n (whole conversations per opening, or candidate turns per turn) and "
+                           "turn_bon's", ge=2)
+    n_prompts: int = opt(200, "held-out test openings every policy converses on", ge=1)
+    ceiling_prompts: int = opt(100, "test openings of the selection ceiling (gold best-of-n over SFT "
+                                    "conversations)", ge=1)
+    ceiling_n: int = opt(16, "the selection ceiling's largest n (a power of 2)", ge=1)
+    task: TaskConfig = sub(lambda: TaskConfig(n_valid=100), "the world (task.events is set from events)")
+    sft: TrainConfig = sub(lambda: TrainConfig(epochs=1.0), "SFT on the mixed-skill transcripts")
+    rm: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=2.0, warmup_steps=10),
+                          "optimisation of both reward models (batch_size counts rankings)")
+    rl: RLAlgoConfig = sub(lambda: RLAlgoConfig(epochs=2, lr=5e-4), "the RL update of ppo and rloo: "
+                           "rl.prompts_per_step conversations per iteration for both (rloo: / rl.k openings, k "
+                           "each); rl.steps is set from episodes")
+    ppo: PPOOptions = sub(PPOOptions, "ppo's own options")
+    pref: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=2.0, warmup_steps=10),
+                            "optimisation of turn_dpo and conv_dpo (batch_size counts rankings)")
+    dpo_beta: float = opt(0.1, "dpo's beta", gt=0)
+    sl: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=2.0, warmup_steps=10),
+                          "optimisation of turn_rsft and conv_rsft")
+    sample: SampleConfig = sub(lambda: SampleConfig(max_new_tokens=96),
+                               "sampling of every conversation (sample.max_turns is the world's turn limit)")
+
+    def validate(self) -> None:
+        check_fields(self)
+        parse_events(self.events)
+        for m in self.method_list:
+            if m not in CONVERSATION_METHODS:
+                raise ConfigError(f"methods: unknown method {m!r}; choose from {', '.join(CONVERSATION_METHODS)}")
+        for algo in CONVERSATION_RL:
+            if algo in self.method_list:
+                self.rl.validate(algo)
+        if self.episodes % self.rl.prompts_per_step:
+            raise ConfigError(f"episodes ({self.episodes}) must be a multiple of rl.prompts_per_step "
+                              f"({self.rl.prompts_per_step}), the conversations of one RL iteration")
+        if "rloo" in self.method_list and self.rl.prompts_per_step % self.rl.k:
+            raise ConfigError(f"rl.prompts_per_step ({self.rl.prompts_per_step}) must be a multiple of rl.k "
+                              f"({self.rl.k}): rloo samples k conversations of each opening")
+        if self.episodes % self.sample_n:
+            raise ConfigError(f"episodes ({self.episodes}) must be a multiple of sample_n ({self.sample_n})")
+        for name, n in (("n_prompts", self.n_prompts), ("ceiling_prompts", self.ceiling_prompts)):
+            if n > self.task.n_test:
+                raise ConfigError(f"{name} ({n}) exceeds task.n_test ({self.task.n_test})")
+        if self.ceiling_n & (self.ceiling_n - 1):
+            raise ConfigError(f"ceiling_n must be a power of 2, got {self.ceiling_n}")
+
+    @property
+    def method_list(self) -> list[str]:
+        given = [m.strip() for m in self.methods.split(",") if m.strip()]
+        return [m for m in CONVERSATION_METHODS if m in given] + [m for m in given if m not in CONVERSATION_METHODS]
+
+    @property
+    def doses(self) -> list[int]:
+        return parse_events(self.events)

@@ -24,6 +24,9 @@ class RLConfig:
     value_model: str = opt("", "ppo: value model to start from (default: the reward model, else the policy)")
     prompts: str = opt("tldr", "a task's training prompts ('tldr'; 'echo', a multi-turn game rewarded by its "
                                "environment) or a JSONL / Parquet file with 'prompt'")
+    env_reward: bool = opt(True, "with a task's environment: its rewards join the reward model's (false: the "
+                                 "environment only answers, and the reward model or function alone scores, as in "
+                                 "RLHF on a learned conversation reward)")
     out: str = opt("runs/ppo", "output directory: model/ (policy), value/, log.jsonl", writes="dir")
     resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world, when prompts names a task")
@@ -44,10 +47,10 @@ class RLConfig:
         if with_reward_fn and self.reward_model:
             raise ConfigError(f"reward_model ({self.reward_model!r}) is given beside a reward function: "
                               f"score with one of them")
-        rewarded_by_task = self.prompts in TASKS and TASKS[self.prompts].environment
+        rewarded_by_task = self.prompts in TASKS and TASKS[self.prompts].environment and self.env_reward
         if not (self.reward or with_reward_fn or self.reward_model or rewarded_by_task):
             raise ConfigError("rl needs --reward_model DIR or --reward FILE.py:FUNCTION | MODULE:FUNCTION (or "
                               "--prompts naming a task with an environment: "
-                              f"{', '.join(n for n, t in TASKS.items() if t.environment)})")
+                              f"{', '.join(n for n, t in TASKS.items() if t.environment)}, and env_reward on)")
         if self.value_model and not RL_ALGORITHMS[self.algo].critic:
             raise ConfigError(f"value_model is for ppo; {self.algo} learns no value model")

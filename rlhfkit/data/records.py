@@ -73,13 +73,15 @@ class Conversation:
 @dataclass(frozen=True)
 class Comparison:
     prompt: str
-    ranked: tuple[str, ...]      # 2..K answers, best first
+    ranked: tuple[str, ...] | tuple[Conversation, ...]    # 2..K answers (or whole episodes), best first
     labeler: str | None = None
     where: Where | None = None
     fields: tuple[str, ...] = ()  # the record's fields of the prompt, then of each answer ("" for none)
 
-    def demonstrations(self) -> list[Demonstration]:
+    def demonstrations(self) -> list[Demonstration] | list[Conversation]:
         """Each answer after the prompt, as the sequence a reward model or DPO reads."""
+        if isinstance(self.ranked[0], Conversation):
+            return list(self.ranked)
         prompt_field, *answer_fields = self.fields or ("prompt", *["completion"] * len(self.ranked))
         return [Demonstration(self.prompt, answer, self.where, (prompt_field, field))
                 for answer, field in zip(self.ranked, answer_fields, strict=True)]
@@ -255,8 +257,12 @@ def _render(history: list[dict], where: Where, name: str, chat_template: ChatTem
 
 
 # ---- Demonstrations -------------------------------------------------------------------------
-def to_demonstration(record: dict, where: Where, chat_template: ChatTemplate | None = None) -> Demonstration:
-    """A prompt/completion or messages record as a Demonstration."""
+def to_demonstration(record: dict, where: Where,
+                     chat_template: ChatTemplate | None = None) -> Demonstration | Conversation:
+    """A prompt/completion or messages record as a Demonstration; a prompt/episode record as a
+    Conversation."""
+    if "episode" in record:
+        return Conversation(text_field(record, "prompt", where), _episode(record["episode"], where, "episode"), where)
     if "messages" in record:
         return _from_messages(record["messages"], where, chat_template)
     if "prompt" not in record and "completion" not in record:
@@ -277,7 +283,34 @@ def _from_messages(messages: object, where: Where, chat_template: ChatTemplate |
                          ("", "messages"))
 
 
-def load_demonstrations(path: str | Path, chat_template: ChatTemplate | None = None) -> list[Demonstration]:
+# ---- Episodes: a multi-turn exchange exactly as a policy and an environment produced it --------
+# {"prompt": OPENING, "episode": [{"text": " What happened?", "action": true}, {"text": "\nUSER: ...",
+# "action": false}, ...]}: the pieces after the opening, each tokenised on its own as in an episode;
+# an action may say "loss": false (kept as context, not trained). Any chat template, already applied.
+def _episode(value: object, where: Where, name: str) -> tuple[Span, ...]:
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: field {name!r} must be a non-empty list of {{'text', 'action'}} pieces")
+    spans = []
+    for i, piece in enumerate(value):
+        here = f"{name}[{i}]"
+        if not isinstance(piece, dict) or not isinstance(piece.get("text"), str) \
+                or not isinstance(piece.get("action"), bool) or not isinstance(piece.get("loss", True), bool):
+            raise DataError(f"{where}: field {here!r} must be {{'text': str, 'action': bool}} (and optionally "
+                            "'loss': bool)")
+        spans.append(Span(piece["text"], piece["action"], piece.get("loss", True)))
+    if not any(s.action and s.loss for s in spans):
+        raise DataError(f"{where}: field {name!r} has no action with a loss: nothing to train on")
+    return tuple(spans)
+
+
+def episode_record(conv: Conversation) -> dict:
+    """A Conversation as the JSON record `to_demonstration` reads back."""
+    return {"prompt": conv.opening, "episode": [{"text": s.text, "action": s.action} | ({} if s.loss else {"loss": False})
+                                                for s in conv.spans]}
+
+
+def load_demonstrations(path: str | Path,
+                        chat_template: ChatTemplate | None = None) -> list[Demonstration | Conversation]:
     demos = [to_demonstration(r, w, chat_template) for w, r in read_records(path)]
     if not demos:
         raise DataError(f"{path}: no records")
@@ -304,6 +337,13 @@ def to_comparison(record: dict, where: Where, chat_template: ChatTemplate | None
     # to score them (an empty *demonstration* is still an error)
     if "chosen" in record or "rejected" in record:
         return _from_pair(record, where, labeler, chat_template)
+    if "episodes" in record:     # whole episodes of one opening, best first (see `_episode`)
+        episodes = record["episodes"]
+        if not isinstance(episodes, list) or len(episodes) < 2:
+            raise DataError(f"{where}: field 'episodes' must be a list of at least 2 episodes, best first")
+        prompt = text_field(record, "prompt", where)
+        return Comparison(prompt, tuple(Conversation(prompt, _episode(e, where, f"episodes[{i}]"), where)
+                                        for i, e in enumerate(episodes)), labeler, where)
     if "completions" in record:
         answers = record["completions"]
         if not isinstance(answers, list) or len(answers) < 2:
@@ -315,7 +355,7 @@ def to_comparison(record: dict, where: Where, chat_template: ChatTemplate | None
                           ("prompt", *(f"completions[{i}]" for i in range(len(answers)))))
     if "summaries" in record and "choice" in record:
         return _from_summarize_from_feedback(record, where, labeler)
-    raise DataError(f"{where}: expected 'prompt' with 'chosen'/'rejected' or 'completions', or a "
+    raise DataError(f"{where}: expected 'prompt' with 'chosen'/'rejected', 'completions' or 'episodes', or a "
                     f"summarize-from-feedback record (fields: {sorted(record)})")
 
 

@@ -33,7 +33,7 @@ class Episode:
     done: bool = False
 
 
-def _play_turn(ep: Episode, turn: list[int], eos_id: int, tokenizer, env: Environment, max_tokens: int,
+def play_turn(ep: Episode, turn: list[int], eos_id: int, tokenizer, env: Environment, max_tokens: int,
                last_turn: bool) -> None:
     """Append one sampled turn, step the environment, append its observation."""
     ep.tokens += turn
@@ -73,7 +73,7 @@ def play_episodes(model, tokenizer, env: Environment, openings: list[str], *, te
         sampled, sampled_mask = sample(model, tokenizer, ids, mask, temperature=temperature,
                                        max_new_tokens=max_new_tokens)
         for ep, row, row_mask in zip(live, sampled, sampled_mask):
-            _play_turn(ep, row[row_mask > 0].tolist(), eos, tokenizer, env, context - max_new_tokens,
+            play_turn(ep, row[row_mask > 0].tolist(), eos, tokenizer, env, context - max_new_tokens,
                        last_turn=turn == max_turns - 1)
     return _record(model, tokenizer, episodes, temperature)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from rlhfkit.algorithms.best_of_n import select
 from rlhfkit.algorithms.rwsft import sample_weights
 from rlhfkit.config import RSFTConfig, RWSFTConfig
-from rlhfkit.data.collate import Example, encode_demonstration
+from rlhfkit.data.collate import Example, encode_demonstration, encode_record
 from rlhfkit.data.records import Demonstration, Where, load_demonstrations, write_jsonl
 from rlhfkit.models.heads import load_reward_model
 from rlhfkit.models.lm import context_length, load_causal_lm, save_model
@@ -31,10 +31,13 @@ from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit
 
 
-def _encode(prompt: str, answer: str, tokenizer, max_len: int, where: Where, weight: float = 1.0) -> Example:
-    ex = encode_demonstration(Demonstration(prompt, answer, where), tokenizer, max_len)
+def weighted(ex: Example, weight: float) -> Example:
     ex.weight = weight
     return ex
+
+
+def _encode(prompt: str, answer: str, tokenizer, max_len: int, where: Where, weight: float = 1.0) -> Example:
+    return weighted(encode_demonstration(Demonstration(prompt, answer, where), tokenizer, max_len), weight)
 
 
 def run_rsft(cfg: RSFTConfig) -> dict:
@@ -107,7 +110,7 @@ def run_rwsft(cfg: RWSFTConfig) -> dict:
                 for i, (p, ts, ws) in enumerate(zip(prompts, texts, weights, strict=True))
                 for j, (t, w) in enumerate(zip(ts, ws, strict=True))]
     if cfg.alpha > 0:
-        examples += [_encode(d.prompt, d.completion, tokenizer, max_len, d.where, cfg.alpha) for d in demos]
+        examples += [weighted(encode_record(d, tokenizer, max_len), cfg.alpha) for d in demos]
     # ---- 3. the weighted text loss
     out = Path(cfg.out)
     stats = fit(policy, tokenizer, examples, cfg.train, out, job=job, desc="rwsft")

@@ -16,7 +16,7 @@ import torch
 
 from rlhfkit.algorithms.reward import ranking_loss
 from rlhfkit.config import RMConfig, check_max_len
-from rlhfkit.data.collate import encode_demonstration, pad_batch
+from rlhfkit.data.collate import encode_record, pad_batch
 from rlhfkit.data.records import Comparison, chat_template_of, load_comparisons
 from rlhfkit.models.heads import save_scalar_model, scalar_model_from_lm, sequence_rewards
 from rlhfkit.models.lm import context_length
@@ -27,7 +27,7 @@ Group = list  # the encoded answers of one comparison, best first
 
 
 def encode_comparison(c: Comparison, tokenizer, max_len: int) -> Group:
-    return [encode_demonstration(d, tokenizer, max_len) for d in c.demonstrations()]
+    return [encode_record(d, tokenizer, max_len) for d in c.demonstrations()]
 
 
 def rm_step(model, groups: list[Group], pad_id: int, autocast, center: float = 0.0) -> tuple[torch.Tensor, dict]:

@@ -5,7 +5,8 @@ One iteration is the data flow of DESIGN section 2, one function per arrow:
     prompts -> generate (1) -> score (2) -> advantages (3) -> update (4)
 
 When `--prompts` names a task with an environment, step 1 plays multi-turn episodes against it
-(`rollout/episodes.py`) and the environment's rewards join (or replace) the reward model's.
+(`rollout/episodes.py`) and the environment's rewards join (or replace) the reward model's;
+`--env_reward false` keeps the environment's replies and drops its rewards.
 The algorithm is `--algo`, looked up in `rlhfkit.algorithms.registry`: its advantages() reads
 the hand-off record (`rollout.types.Experience`) and its loss() scores each minibatch, so this
 loop names none of them:
@@ -240,6 +241,8 @@ def generate_and_score(cfg: RLConfig, policy, ref, value_model, tokenizer, rewar
     else:
         exp = play_episodes(policy, tokenizer, env, batch, temperature=sampling.temperature,
                             max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed)
+        if not cfg.env_reward:      # the environment only answered: the reward model alone scores
+            exp = replace(exp, rewards=torch.zeros_like(exp.rewards))
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):
         if hp.dtype == "bfloat16":
             exp = same_precision_logprobs(policy, exp, sampling.temperature)

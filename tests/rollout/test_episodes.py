@@ -89,3 +89,29 @@ def test_conversation_episodes_earn_the_gold_return_of_their_text(tiny_model_dir
     ended = exp.rewards.ne(0).any(1)       # episodes the environment ended (an answer), not the turn limit
     gold = torch.tensor(task.gold(prompts, exp.texts))
     torch.testing.assert_close(exp.rewards.sum(1)[ended], gold[ended])
+
+
+@pytest.mark.parametrize("env_reward", [True, False])
+def test_with_env_reward_off_the_environment_only_answers(tiny_model_dir, env_reward):
+    """RLHF on a learned conversation reward: the environment's replies stay, its rewards go."""
+    from rlhfkit.config import RLConfig
+    from rlhfkit.rollout.score import python_reward_fn
+    from rlhfkit.train.rl import generate_and_score
+    model, tok = load_causal_lm(tiny_model_dir)
+    ref, _ = load_causal_lm(tiny_model_dir)
+    cfg = RLConfig(prompts="echo", env_reward=env_reward, task=TaskConfig(n_train=6))
+    cfg.sample.max_new_tokens, cfg.sample.max_turns, cfg.rl.eos_trick = 4, TURNS, False
+    prompts = TASK.prompts("train")
+    exp = generate_and_score(cfg, model, ref, None, tok, python_reward_fn(lambda p, c: [0.25] * len(p)),
+                             TASK.environment(), prompts, 0)
+    assert exp.turn_ends.sum(1).tolist() == [TURNS] * len(prompts)        # the environment answered either way
+    gold = torch.tensor(TASK.gold(prompts, exp.texts))
+    torch.testing.assert_close(exp.raw_scores, 0.25 + (gold if env_reward else torch.zeros_like(gold)))
+    assert exp.rewards.sum(1).tolist() == pytest.approx(exp.raw_scores.tolist())
+
+
+def test_a_task_reward_needs_env_reward_on():
+    from rlhfkit.config import ConfigError, RLConfig
+    RLConfig(prompts="echo").validate()
+    with pytest.raises(ConfigError, match="rl needs --reward_model DIR"):
+        RLConfig(prompts="echo", env_reward=False).validate()
