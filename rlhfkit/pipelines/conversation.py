@@ -408,9 +408,10 @@ def run_seed(cfg: ConversationDemoConfig, events: int, seed: int, d: Path) -> di
 def run(cfg: ConversationDemoConfig) -> dict:
     cfg.validate()
     out, t0 = Path(cfg.out), time.time()
-    per_dose = {}
-    for events in cfg.doses:
-        per_dose[events] = [run_seed(cfg, events, seed, out / f"E{events}" / f"seed{seed}") for seed in range(cfg.seeds)]
+    per_dose: dict[int, list[dict]] = {e: [] for e in cfg.doses}
+    for seed in range(cfg.seeds):      # seed-major: a sweep cut short still has every dose
+        for events in cfg.doses:
+            per_dose[events].append(run_seed(cfg, events, seed, out / f"E{events}" / f"seed{seed}"))
     results = report.aggregate(cfg, per_dose) | {"config": to_dict(cfg), "wall_time_s": round(time.time() - t0, 1)}
     report.write_json(out / "results.json", results)
     report.write_markdown(out / "report.md", results)
