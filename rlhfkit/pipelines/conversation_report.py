@@ -247,17 +247,21 @@ def _dose_plot(path: Path, dose: dict, doses: list[str], names: list[str]) -> No
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     for n in names:
         pts = [(int(e), dose[e]["methods"][n]["gold_return"]) for e in doses if n in dose[e]["methods"]]
         xs = [p[0] for p in pts]
         ys = [p[1]["mean"] for p in pts]
         err = [[p[1]["mean"] - p[1]["ci_low"] for p in pts], [p[1]["ci_high"] - p[1]["mean"] for p in pts]]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=n)
-    ax.plot([int(e) for e in doses], [dose[e]["reference_gold_return"] for e in doses], "k--", label="thorough")
+    xs = [int(e) for e in doses]
+    ax.plot(xs, [dose[e]["reference_gold_return"] for e in doses], "k--", label="thorough assistant")
+    ax.plot(xs, [dose[e]["ceiling"][-1]["gold_return"] for e in doses], "k:",
+            label=f"gold best-of-{dose[doses[0]]['ceiling'][-1]['n']} of SFT")
+    ax.set_xticks(xs)
     ax.set_xlabel("E (events to gather)")
     ax.set_ylabel("gold return R")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
