@@ -1,5 +1,6 @@
-"""Multi-turn RL end to end: `rlhfkit rl --prompts echo` (a game whose reward comes only after its
-third turn) run as a user runs it, in a subprocess, raises the episode return."""
+"""Multi-turn RL end to end, run as a user runs it, in a subprocess: `rlhfkit rl --prompts echo` (a
+game whose reward comes only after its third turn) and `rlhfkit rl --prompts conversation` (the
+gold return of a whole conversation) raise the episode return."""
 import json
 import os
 import statistics
