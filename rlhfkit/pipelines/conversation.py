@@ -319,8 +319,8 @@ def episode_row(task: ConversationTask, p: Played) -> dict:
             "told": v.told, "answered": v.answered, "self_contradictions": v.self_contradictions, "kl": p.kl}
 
 
-def evaluate_policies(cfg: ConversationDemoConfig, task: ConversationTask, policies: dict[str, str], d: Path,
-                      seed: int) -> tuple[dict, dict]:
+def evaluate_policies(cfg: ConversationDemoConfig, task: ConversationTask, policies: dict[str, str],
+                      d: Path) -> tuple[dict, dict]:
     """Every policy converses once with each held-out opening (turn_bon: n candidates per turn);
     per-conversation rows and the texts."""
     openings = task.prompts("test")[:cfg.n_prompts]
@@ -392,7 +392,7 @@ def run_seed(cfg: ConversationDemoConfig, events: int, seed: int, d: Path) -> di
             policies[method], budgets[method] = train_method(cfg, method, task, seed, d, gold_hook(task))
         clock.lap(method)
     # ---- 5. Every policy on the same held-out openings, and the selection ceiling
-    rows, texts = evaluate_policies(cfg, task, policies, d, seed)
+    rows, texts = evaluate_policies(cfg, task, policies, d)
     clock.lap("eval")
     ceiling = selection_ceiling(cfg, task, d)
     clock.lap("ceiling")

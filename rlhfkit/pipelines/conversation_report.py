@@ -9,15 +9,10 @@ from pathlib import Path
 from rlhfkit.config import ConversationDemoConfig
 from rlhfkit.config.report import CONVERSATION_RL, CONVERSATION_SL, TURN_SL
 from rlhfkit.evaluate.metrics import bootstrap_ci, rate, seed_interval, win_outcomes
+from rlhfkit.models.hub import write_json_atomic as write_json
 
 FAMILY = {**{m: "per-turn SL" for m in TURN_SL}, **{m: "conversation SL" for m in CONVERSATION_SL},
           **{m: "RL" for m in CONVERSATION_RL}, "sft": "start"}
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def _labels_used(method: str, counts: dict) -> dict:
