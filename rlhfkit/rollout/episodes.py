@@ -55,7 +55,7 @@ def play_turn(ep: Episode, turn: list[int], eos_id: int, tokenizer, env: Environ
 
 @torch.no_grad()
 def play_episodes(model, tokenizer, env: Environment, openings: list[str], *, temperature: float,
-                  max_new_tokens: int, max_turns: int, seed: int) -> Experience:
+                  max_new_tokens: int, max_turns: int, seed: int, engine: str = "hf") -> Experience:
     """Up to `max_turns` turns of the policy per episode, `max_new_tokens` each."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     context = context_length(model)
@@ -70,9 +70,9 @@ def play_episodes(model, tokenizer, env: Environment, openings: list[str], *, te
             break
         torch.manual_seed(seed * 1_000 + turn)
         ids, mask = left_padded([ep.opening + ep.tokens for ep in live], pad)
-        sampled, sampled_mask = sample(model, tokenizer, ids, mask, temperature=temperature,
-                                       max_new_tokens=max_new_tokens)
-        for ep, row, row_mask in zip(live, sampled, sampled_mask):
+        out = sample(model, tokenizer, ids, mask, temperature=temperature, max_new_tokens=max_new_tokens,
+                     engine=engine)
+        for ep, row, row_mask in zip(live, out.ids, out.mask):
             play_turn(ep, row[row_mask > 0].tolist(), eos, tokenizer, env, context - max_new_tokens,
                        last_turn=turn == max_turns - 1)
     return _record(model, tokenizer, episodes, temperature)

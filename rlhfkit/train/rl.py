@@ -237,10 +237,11 @@ def generate_and_score(cfg: RLConfig, policy, ref, value_model, tokenizer, rewar
     seed = hp.seed * 100_003 + step
     if env is None:
         exp = generate(policy, tokenizer, batch, temperature=sampling.temperature,
-                       max_new_tokens=sampling.max_new_tokens, seed=seed)
+                       max_new_tokens=sampling.max_new_tokens, seed=seed, engine=sampling.engine)
     else:
         exp = play_episodes(policy, tokenizer, env, batch, temperature=sampling.temperature,
-                            max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed)
+                            max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed,
+                            engine=sampling.engine)
         if not cfg.env_reward:      # the environment only answered: the reward model alone scores
             exp = replace(exp, rewards=torch.zeros_like(exp.rewards))
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):

@@ -1,15 +1,8 @@
 import torch
 
 from rlhfkit.models.lm import load_causal_lm
-from rlhfkit.rollout.generate import generate, token_logprobs, truncate_after_eos
+from rlhfkit.rollout.generate import generate, token_logprobs
 from rlhfkit.tasks.tldr.world import make_split
-
-
-def test_tokens_after_the_first_eos_are_masked():
-    ids = torch.tensor([[5, 2, 7, 2], [5, 6, 7, 8]])
-    out, mask = truncate_after_eos(ids, eos_id=2, pad_id=0)
-    assert out.tolist() == [[5, 2, 0, 0], [5, 6, 7, 8]]
-    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
 
 
 def test_generation_is_seeded_and_its_kl_to_itself_is_zero(tiny_model_dir):

@@ -80,6 +80,8 @@ def test_value_warm_up_holds_the_policy_still(tiny_model_dir, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
     # the rollouts of iterations 2 and 3 still come from the starting policy (KL 0 to it, ratio 1)
     assert [r["kl"] for r in log] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
-    assert log[0]["approx_kl"] == 0.0 and log[1]["approx_kl"] == 0.0 and log[2]["approx_kl"] > 0.0
+    # (the sampler's log-probs equal the update's to float32 rounding: zero up to 1e-9)
+    assert [log[0]["approx_kl"], log[1]["approx_kl"]] == pytest.approx([0.0, 0.0], abs=1e-9)
+    assert log[2]["approx_kl"] > 1e-6
     start, end = load_causal_lm(tiny_model_dir)[0], load_causal_lm(tmp_path / "out")[0]
     assert any(not torch.equal(a, b) for a, b in zip(start.state_dict().values(), end.state_dict().values()))
