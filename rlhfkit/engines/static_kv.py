@@ -26,6 +26,7 @@ class Layer:
     wqkv: torch.Tensor
     bqkv: torch.Tensor | None
     wo: torch.Tensor
+    bo: torch.Tensor | None
     ln2: torch.Tensor
     wgu: torch.Tensor
     wdown: torch.Tensor
@@ -69,7 +70,7 @@ def read_weights(model, dtype: torch.dtype) -> Weights:
             ln1=block.input_layernorm.weight.detach().float(),
             wqkv=cast(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])),
             bqkv=None if biases[0] is None else cast(torch.cat(biases)),
-            wo=cast(att.o_proj.weight),
+            wo=cast(att.o_proj.weight), bo=cast(att.o_proj.bias),
             ln2=block.post_attention_layernorm.weight.detach().float(),
             wgu=cast(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
             wdown=cast(mlp.down_proj.weight)))
@@ -122,7 +123,7 @@ class Engine:
             cache[i, 1, :, :, start:end] = v
             att = F.scaled_dot_product_attention(rotate(q, cos, sin), cache[i, 0, :, :, :end], cache[i, 1, :, :, :end],
                                                  attn_mask=key_mask, enable_gqa=w.n_kv != w.n_heads)
-            h = h + F.linear(att.transpose(1, 2).reshape(B, T, nq), layer.wo)
+            h = h + F.linear(att.transpose(1, 2).reshape(B, T, nq), layer.wo, layer.bo)
             gate, up = F.linear(rms_norm(h, layer.ln2, w.eps), layer.wgu).chunk(2, dim=-1)
             h = h + F.linear(F.silu(gate) * up, layer.wdown)
         return F.linear(rms_norm(h[:, -1], w.norm, w.eps), w.head).float()

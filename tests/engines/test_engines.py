@@ -111,3 +111,23 @@ def test_an_architecture_it_does_not_run_is_one_clear_error():
 def test_an_unknown_engine_is_named():
     with pytest.raises(ValueError, match="unknown generation engine 'vllmx'"):
         get_engine("vllmx")
+
+
+def test_grouped_query_attention_and_attention_bias_match_generate():
+    """SmolLM2's shape of attention (fewer key/value heads than query heads) and Qwen-style biases."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=6, num_key_value_heads=2, attention_bias=True,
+                         max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)          # far from uniform logits: greedy choices are not near-ties
+    ids = torch.randint(3, 64, (3, 10))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0                    # one left-padded row
+    sampling = Sampling(temperature=1.0, max_new_tokens=16, eos_id=2, pad_id=0, greedy=True)
+    hf, own = drawn("hf", model, ids, mask, sampling), drawn("rlhfkit", model, ids, mask, sampling)
+    assert torch.equal(hf.ids, own.ids)
+    assert torch.allclose(hf.logprobs, own.logprobs, atol=1e-4)
