@@ -57,13 +57,8 @@ def finish(ids: "torch.Tensor", logprobs: "torch.Tensor", sampling: Sampling) ->
                       logprobs=logprobs.masked_fill(after, 0.0), finished=is_eos.any(dim=1))
 
 
-_instances: dict[str, Engine] = {}
-
-
 def get_engine(name: str) -> Engine:
-    """The process's engine `name` (one instance each: an engine may hold buffers between calls)."""
+    """A new engine `name`; it holds the weights it is given until it is dropped."""
     if name not in ENGINES:
         raise ValueError(f"unknown generation engine {name!r}; known: {', '.join(ENGINES)}")
-    if name not in _instances:
-        _instances[name] = importlib.import_module(ENGINES[name]).Engine()
-    return _instances[name]
+    return importlib.import_module(ENGINES[name]).Engine()

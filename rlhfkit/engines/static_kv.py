@@ -67,23 +67,24 @@ def read_weights(model, dtype: torch.dtype) -> Weights:
         att, mlp = block.self_attn, block.mlp
         biases = [p.bias for p in (att.q_proj, att.k_proj, att.v_proj)]
         layers.append(Layer(
-            ln1=block.input_layernorm.weight.detach().float(),
+            ln1=cast(block.input_layernorm.weight),
             wqkv=cast(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])),
             bqkv=None if biases[0] is None else cast(torch.cat(biases)),
             wo=cast(att.o_proj.weight), bo=cast(att.o_proj.bias),
-            ln2=block.post_attention_layernorm.weight.detach().float(),
+            ln2=cast(block.post_attention_layernorm.weight),
             wgu=cast(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
             wdown=cast(mlp.down_proj.weight)))
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return Weights(embed=cast(inner.embed_tokens.weight), layers=layers, norm=inner.norm.weight.detach().float(),
+    return Weights(embed=cast(inner.embed_tokens.weight), layers=layers, norm=cast(inner.norm.weight),
                    head=cast(model.lm_head.weight), inv_freq=inner.rotary_emb.inv_freq.detach().float(),
                    rope_scale=float(inner.rotary_emb.attention_scaling), n_heads=config.num_attention_heads,
                    n_kv=config.num_key_value_heads, head_dim=head_dim, eps=config.rms_norm_eps)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Normalised in float32, rounded to x's dtype, then scaled: Llama's order of operations."""
     x32 = x.float()
-    return (weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps))).to(x.dtype)
+    return weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -157,6 +158,7 @@ class Engine:
             logprobs[rows, t] = torch.log_softmax(scaled, dim=-1).gather(-1, token[:, None])[:, 0]
             stopped = stopped | (token == sampling.eos_id)
             if t == N - 1 or bool(stopped.all()):
+                ids, logprobs = ids[:, :t + 1], logprobs[:, :t + 1]       # as generate: no columns past the last token
                 break
             live = (~stopped).nonzero()[:, 0]
             if len(live) < COMPACT_BELOW * len(rows):

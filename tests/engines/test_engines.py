@@ -41,6 +41,7 @@ def test_greedy_decoding_is_the_same_token_for_token(base):
     ids, mask = encode_prompts(prompts, tok, 400)
     hf = drawn("hf", model, ids, mask, settings(tok, greedy=True, max_new_tokens=48))
     own = drawn("rlhfkit", model, ids, mask, settings(tok, greedy=True, max_new_tokens=48))
+    assert int(hf.finished.sum()) >= 3 and not hf.finished.all()   # rows leave the batch, some run to the limit
     assert torch.equal(hf.ids, own.ids) and torch.equal(hf.mask, own.mask)
     assert torch.equal(hf.finished, own.finished)
     assert torch.allclose(hf.logprobs, own.logprobs, atol=1e-4)
@@ -57,6 +58,8 @@ def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(base
         alone = drawn("rlhfkit", model, one_ids, one_mask, settings(tok, greedy=True, max_new_tokens=64))
         n = int(alone.mask.sum())
         assert together.ids[i, :n].tolist() == alone.ids[0, :n].tolist()
+        assert torch.allclose(together.logprobs[i, :n], alone.logprobs[0, :n], atol=1e-5)
+        assert together.finished[i] == alone.finished[0]
 
 
 @pytest.mark.parametrize("name", list(ENGINES))
@@ -113,13 +116,17 @@ def test_an_unknown_engine_is_named():
         get_engine("vllmx")
 
 
-def test_grouped_query_attention_and_attention_bias_match_generate():
-    """SmolLM2's shape of attention (fewer key/value heads than query heads) and Qwen-style biases."""
+@pytest.mark.parametrize("extra", [{}, {"head_dim": 16, "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0,
+                                     "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                     "original_max_position_embeddings": 32}}])
+def test_grouped_query_attention_biases_and_rope_scaling_match_generate(extra):
+    """SmolLM2's shape of attention (fewer key/value heads than query heads), Qwen-style biases,
+    and a Llama-3 model's head size and scaled rotary positions."""
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=64, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
                          num_attention_heads=6, num_key_value_heads=2, attention_bias=True,
-                         max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+                         max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0, **extra)
     model = LlamaForCausalLM(config).eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -131,3 +138,18 @@ def test_grouped_query_attention_and_attention_bias_match_generate():
     hf, own = drawn("hf", model, ids, mask, sampling), drawn("rlhfkit", model, ids, mask, sampling)
     assert torch.equal(hf.ids, own.ids)
     assert torch.allclose(hf.logprobs, own.logprobs, atol=1e-4)
+
+
+def test_generation_settings_saved_with_a_model_do_not_change_what_is_sampled(base):
+    """A hub model's generation_config.json may carry a repetition penalty: the engines sample the
+    plain temperature distribution all the same, the one whose log-probs they keep."""
+    model, tok = base
+    ids, mask = encode_prompts([p.prompt for p in make_split(3, "test", 2)], tok, 400)
+    saved = model.generation_config.repetition_penalty
+    model.generation_config.repetition_penalty = 3.0
+    try:
+        hf = drawn("hf", model, ids, mask, settings(tok, greedy=True, max_new_tokens=32))
+    finally:
+        model.generation_config.repetition_penalty = saved
+    own = drawn("rlhfkit", model, ids, mask, settings(tok, greedy=True, max_new_tokens=32))
+    assert torch.equal(hf.ids, own.ids)
