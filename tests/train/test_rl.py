@@ -68,7 +68,11 @@ def test_lr_warm_up_and_reward_whitening_from_the_config(tiny_model_dir, tmp_pat
     cfg = _cfg(tiny_model_dir, tmp_path / "out")
     cfg.rl.warmup_steps, cfg.rl.whiten_rewards = 3, True
     rl.run(cfg, reward_fn=e_share)
-    lrs = [json.loads(line)["lr"] for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in log]
+    for r in log:       # each iteration's time, split by phase (bench/README.md reads the split)
+        phases = [r["seconds_generate"], r["seconds_score"], r["seconds_update"]]
+        assert min(phases) > 0 and sum(phases) == pytest.approx(r["seconds"], rel=1e-6)
     # after iteration s the next lr is 1e-3 * min(1, (s + 1) / 3) * (1 - s / 4), s = 1..4
     assert lrs == pytest.approx([1e-3 * 2 / 3 * 0.75, 1e-3 * 0.5, 1e-3 * 0.25, 0.0])
 
