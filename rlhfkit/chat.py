@@ -109,7 +109,7 @@ def user_ids(side: Side, user: Message) -> list[int]:
     return tok(after, add_special_tokens=False)["input_ids"]
 
 
-def answer(side: Side, text: str, *, temperature: float, max_new_tokens: int, seed: int) -> str:
+def answer(side: Side, text: str, *, temperature: float, max_new_tokens: int, seed: int, engine: str = "hf") -> str:
     """The policy's answer to a user turn; both stay in its history (the answer as its sampled ids)."""
     user = {"role": "user", "content": text}
     new = user_ids(side, user)
@@ -122,9 +122,9 @@ def answer(side: Side, text: str, *, temperature: float, max_new_tokens: int, se
     side.messages.append(user)
     torch.manual_seed(seed)
     ids = torch.tensor([side.ids], dtype=torch.long)
-    out, mask = sample(side.model, side.tokenizer, ids, torch.ones_like(ids), temperature=temperature,
-                       max_new_tokens=max_new_tokens)
-    turn = out[0][mask[0] > 0].tolist()
+    out = sample(side.model, side.tokenizer, ids, torch.ones_like(ids), temperature=temperature,
+                 max_new_tokens=max_new_tokens, engine=engine)
+    turn = out.ids[0][out.mask[0] > 0].tolist()
     side.ids += turn
     reply = side.tokenizer.decode(turn, skip_special_tokens=True).strip()
     side.messages.append({"role": "assistant", "content": reply})
@@ -163,7 +163,7 @@ def converse(sides: list[Side], turns: Iterator[str], cfg: ChatConfig, seed: int
     for turn, text in enumerate(turns):
         for side in sides:
             reply = answer(side, text, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                           seed=seed * 1_000 + turn)
+                           seed=seed * 1_000 + turn, engine=cfg.engine)
             print(shown(side.name, reply), flush=True)
 
 

@@ -10,6 +10,7 @@ import torch
 
 from rlhfkit import chat
 from rlhfkit.config import ChatConfig
+from rlhfkit.engines import Generation
 from rlhfkit.models.lm import load_causal_lm, save_model
 from rlhfkit.rollout.generate import prompt_tokens
 
@@ -88,10 +89,11 @@ def recording(monkeypatch, fake: list[int] | None = None) -> list[tuple[list[int
     calls, real = [], chat.sample
 
     def sample(model, tokenizer, ids, mask, **kw):
-        out, out_mask = real(model, tokenizer, ids, mask, **kw) if fake is None else (
-            torch.tensor([fake]), torch.ones(1, len(fake), dtype=torch.long))
-        calls.append((ids[0].tolist(), out[0][out_mask[0] > 0].tolist()))
-        return out, out_mask
+        out = real(model, tokenizer, ids, mask, **kw) if fake is None else Generation(
+            ids=torch.tensor([fake]), mask=torch.ones(1, len(fake), dtype=torch.long),
+            logprobs=torch.zeros(1, len(fake)), finished=torch.tensor([fake[-1] == tokenizer.eos_token_id]))
+        calls.append((ids[0].tolist(), out.ids[0][out.mask[0] > 0].tolist()))
+        return out
     monkeypatch.setattr(chat, "sample", sample)
     return calls
 

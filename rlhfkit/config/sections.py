@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
+from rlhfkit.engines import ENGINES
 from rlhfkit.config.fields import ConfigError, opt
 
 DTYPES = ("float32", "bfloat16")
@@ -71,6 +72,8 @@ class SampleConfig:
     max_turns: int = opt(8, "a multi-turn task's episodes end after this many of the policy's turns", ge=1)
     batch_size: int = opt(64, "prompts per generation batch", ge=1)
     seed: int = opt(1234, "sampling seed (fixed, so methods are compared on the same draws)", ge=0)
+    engine: str = opt("hf", "generation engine: hf (transformers' generate, any model) or rlhfkit (own decode "
+                            "loop with a static KV cache, Llama-family models)", choices=tuple(ENGINES))
 
 
 @dataclass

@@ -41,7 +41,8 @@ def sample_policy(model, tokenizer, prompts: list[str], sample: SampleConfig, kl
     texts, lengths, ended, kls = [], [], [], []
     for i in tqdm(range(0, len(prompts), sample.batch_size), desc=desc, unit="batch", dynamic_ncols=True):
         r = generate(model, tokenizer, prompts[i:i + sample.batch_size], temperature=sample.temperature,
-                     max_new_tokens=sample.max_new_tokens, seed=sample.seed + i)
+                     max_new_tokens=sample.max_new_tokens, seed=sample.seed + i,
+                     engine=sample.engine)
         texts += r.texts
         lengths += r.response_mask.sum(dim=1).tolist()
         ended += r.ended.tolist()

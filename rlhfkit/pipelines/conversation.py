@@ -92,7 +92,7 @@ def play(model, tokenizer, task: ConversationTask, openings: list[str], sample_c
         chunk = openings[start:start + sample_cfg.batch_size]
         exp = play_episodes(model, tokenizer, env, chunk, temperature=sample_cfg.temperature,
                             max_new_tokens=sample_cfg.max_new_tokens, max_turns=task.world.turn_limit,
-                            seed=sample_cfg.seed * 1_000_003 + start)
+                            seed=sample_cfg.seed * 1_000_003 + start, engine=sample_cfg.engine)
         kl: list[float | None] = [None] * len(chunk)
         if kl_ref is not None:
             ref = token_logprobs(kl_ref, exp.input_ids, exp.attention_mask, exp.response_ids.size(1),
@@ -115,9 +115,9 @@ def sample_turns(model, tokenizer, contexts: list[list[int]], n: int,
         torch.manual_seed(sample_cfg.seed * 1_000_003 + start)
         ids, mask = left_padded([c for c in contexts[start:start + rows_per_batch] for _ in range(n)],
                                 tokenizer.pad_token_id)
-        sampled, sampled_mask = sample(model, tokenizer, ids, mask, temperature=sample_cfg.temperature,
-                                       max_new_tokens=sample_cfg.max_new_tokens)
-        turns = [row[m > 0].tolist() for row, m in zip(sampled, sampled_mask)]
+        drawn = sample(model, tokenizer, ids, mask, temperature=sample_cfg.temperature,
+                       max_new_tokens=sample_cfg.max_new_tokens, engine=sample_cfg.engine)
+        turns = [row[m > 0].tolist() for row, m in zip(drawn.ids, drawn.mask)]
         out += [turns[i:i + n] for i in range(0, len(turns), n)]
     return out
 

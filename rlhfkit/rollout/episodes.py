@@ -3,8 +3,8 @@
 Each round samples one turn for every unfinished episode (one batched `generate`), hands each
 turn's text to the environment, and appends the environment's observation as token ids, until the
 environment says done, the turn limit, or the context is full. The record keeps the sampler's
-own ids for the policy's turns and marks only them as actions; each environment reward sits on
-the last token of the turn it answers.
+own ids and log-probs for the policy's turns and marks only them as actions; each environment
+reward sits on the last token of the turn it answers.
 
 An episode cut by the turn limit or the context keeps the rewards it was given; its last turn
 is the last one sampled.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rlhfkit.models.lm import context_length
-from rlhfkit.rollout.generate import left_padded, prompt_tokens, sample, token_logprobs
+from rlhfkit.rollout.generate import left_padded, prompt_tokens, sample
 from rlhfkit.rollout.types import Experience
 from rlhfkit.tasks.base import Environment, Message
 
@@ -26,6 +26,7 @@ class Episode:
     opening: list[int]                                    # BOS + the first observation's tokens
     tokens: list[int] = field(default_factory=list)       # everything after the opening
     actions: list[int] = field(default_factory=list)      # 1 where the policy sampled the token
+    logprobs: list[float] = field(default_factory=list)   # the sampler's log-prob of each token, 0 off actions
     rewards: dict[int, float] = field(default_factory=dict)   # token index -> reward on it
     turn_ends: list[int] = field(default_factory=list)
     history: list[Message] = field(default_factory=list)
@@ -34,10 +35,12 @@ class Episode:
 
 
 def play_turn(ep: Episode, turn: list[int], eos_id: int, tokenizer, env: Environment, max_tokens: int,
-               last_turn: bool) -> None:
-    """Append one sampled turn, step the environment, append its observation."""
+               last_turn: bool, logprobs: list[float] | None = None) -> None:
+    """Append one sampled turn (and the sampler's log-probs of it, where an Experience will be
+    recorded), step the environment, append its observation."""
     ep.tokens += turn
     ep.actions += [1] * len(turn)
+    ep.logprobs += logprobs if logprobs is not None else [0.0] * len(turn)
     end = len(ep.tokens) - 1
     ep.turn_ends.append(end)
     ep.ended = ep.ended and turn[-1:] == [eos_id]
@@ -50,12 +53,13 @@ def play_turn(ep: Episode, turn: list[int], eos_id: int, tokenizer, env: Environ
     if not ep.done:
         ep.tokens += observation
         ep.actions += [0] * len(observation)
+        ep.logprobs += [0.0] * len(observation)
         ep.history.append({"role": "user", "content": step.observation})
 
 
 @torch.no_grad()
 def play_episodes(model, tokenizer, env: Environment, openings: list[str], *, temperature: float,
-                  max_new_tokens: int, max_turns: int, seed: int) -> Experience:
+                  max_new_tokens: int, max_turns: int, seed: int, engine: str = "hf") -> Experience:
     """Up to `max_turns` turns of the policy per episode, `max_new_tokens` each."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     context = context_length(model)
@@ -70,15 +74,15 @@ def play_episodes(model, tokenizer, env: Environment, openings: list[str], *, te
             break
         torch.manual_seed(seed * 1_000 + turn)
         ids, mask = left_padded([ep.opening + ep.tokens for ep in live], pad)
-        sampled, sampled_mask = sample(model, tokenizer, ids, mask, temperature=temperature,
-                                       max_new_tokens=max_new_tokens)
-        for ep, row, row_mask in zip(live, sampled, sampled_mask):
+        out = sample(model, tokenizer, ids, mask, temperature=temperature, max_new_tokens=max_new_tokens,
+                     engine=engine)
+        for ep, row, row_mask, row_logprobs in zip(live, out.ids, out.mask, out.logprobs):
             play_turn(ep, row[row_mask > 0].tolist(), eos, tokenizer, env, context - max_new_tokens,
-                       last_turn=turn == max_turns - 1)
-    return _record(model, tokenizer, episodes, temperature)
+                      last_turn=turn == max_turns - 1, logprobs=row_logprobs[row_mask > 0].tolist())
+    return _record(tokenizer, episodes)
 
 
-def _record(model, tokenizer, episodes: list[Episode], temperature: float) -> Experience:
+def _record(tokenizer, episodes: list[Episode]) -> Experience:
     pad = tokenizer.pad_token_id
     prompt_ids, prompt_mask = left_padded([ep.opening for ep in episodes], pad)
     R = max(len(ep.tokens) for ep in episodes)
@@ -88,16 +92,16 @@ def _record(model, tokenizer, episodes: list[Episode], temperature: float) -> Ex
     action_mask = torch.zeros(shape)
     turn_ends = torch.zeros(shape, dtype=torch.bool)
     rewards = torch.zeros(shape)
+    logprobs = torch.zeros(shape)
     for i, ep in enumerate(episodes):
         n = len(ep.tokens)
         response_ids[i, :n] = torch.tensor(ep.tokens, dtype=torch.long)
         response_mask[i, :n] = 1
         action_mask[i, :n] = torch.tensor(ep.actions, dtype=torch.float)
+        logprobs[i, :n] = torch.tensor(ep.logprobs)
         turn_ends[i, ep.turn_ends] = True
         for t, r in ep.rewards.items():
             rewards[i, t] = r
-    logprobs = token_logprobs(model, torch.cat([prompt_ids, response_ids], 1), torch.cat([prompt_mask, response_mask], 1),
-                              R, temperature) * action_mask
     texts = [tokenizer.decode(ep.tokens, skip_special_tokens=True) for ep in episodes]
     return Experience(prompt_ids=prompt_ids, prompt_mask=prompt_mask, response_ids=response_ids,
                       response_mask=response_mask, action_mask=action_mask, turn_ends=turn_ends, logprobs=logprobs,

@@ -1,14 +1,17 @@
 """Step 1 of the data flow: prompts -> Experience, by sampling the policy with a KV cache (one
 answer per prompt; `rollout/episodes.py` loops this over the turns of a conversation).
 
-Sampling is plain temperature sampling (no top-k / top-p), and log-probs are recomputed with
-the logits divided by the same temperature, so they are the log-probs of the distribution
-that was actually sampled (a mismatch here is how peers got negative KL estimates).
+Sampling is plain temperature sampling (no top-k / top-p) by a generation engine
+(`rlhfkit/engines/`), and the log-probs kept are the sampler's own, of the logits divided by the
+same temperature: the log-probs of the distribution that was actually sampled (a mismatch here
+is how peers got negative KL estimates). They equal a full forward pass's to float32 rounding;
+an update in bfloat16 recomputes them in its own precision (`train/rl.py`).
 """
 from __future__ import annotations
 
 import torch
 
+from rlhfkit.engines import Generation, Sampling, get_engine
 from rlhfkit.models.lm import context_length, position_inputs
 from rlhfkit.rollout.types import Experience, one_turn
 
@@ -40,14 +43,6 @@ def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
     return ids, mask
 
 
-def truncate_after_eos(response_ids: torch.Tensor, eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask (and pad) every token after the first EOS; the EOS itself stays. Returns (ids, mask)."""
-    is_eos = response_ids == eos_id
-    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0      # strictly after the first EOS
-    mask = (~after).long()
-    return response_ids.masked_fill(after, pad_id), mask
-
-
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
                     temperature: float) -> torch.Tensor:
     """Logits / T that predict each of the last n_response tokens: (B, R, V)."""
@@ -69,26 +64,23 @@ def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 
 @torch.no_grad()
 def sample(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, temperature: float,
-           max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sampled continuations of left-padded prompts, cut after the first EOS: (ids, mask), (B, R)."""
-    out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
-                         temperature=temperature, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         use_cache=True)
-    return truncate_after_eos(out[:, prompt_ids.size(1):], tokenizer.eos_token_id, tokenizer.pad_token_id)
+           max_new_tokens: int, engine: str = "hf") -> Generation:
+    """Sampled continuations of left-padded prompts by generation engine `engine`, cut after the
+    first EOS: ids, mask, the sampler's log-probs and EOS flags, (B, R)."""
+    runner = get_engine(engine)
+    runner.load_weights(model)
+    return runner.generate(prompt_ids, prompt_mask, Sampling(temperature=temperature, max_new_tokens=max_new_tokens,
+                                                             eos_id=tokenizer.eos_token_id,
+                                                             pad_id=tokenizer.pad_token_id))
 
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], *, temperature: float, max_new_tokens: int,
-             seed: int) -> Experience:
+             seed: int, engine: str = "hf") -> Experience:
     """One answer per prompt: the one-turn episode, its only turn ending at its last token."""
     prompt_ids, prompt_mask = encode_prompts(prompts, tokenizer, context_length(model) - max_new_tokens)
     torch.manual_seed(seed)
-    response, response_mask = sample(model, tokenizer, prompt_ids, prompt_mask, temperature=temperature,
-                                     max_new_tokens=max_new_tokens)
-    ended = ((response == tokenizer.eos_token_id) & (response_mask == 1)).any(dim=1)
-    input_ids = torch.cat([prompt_ids, response], dim=1)
-    mask = torch.cat([prompt_mask, response_mask], dim=1)
-    logprobs = token_logprobs(model, input_ids, mask, response.size(1), temperature) * response_mask
-    return one_turn(prompt_ids, prompt_mask, response, response_mask, logprobs,
-                    tokenizer.batch_decode(response, skip_special_tokens=True), ended)
+    out = sample(model, tokenizer, prompt_ids, prompt_mask, temperature=temperature, max_new_tokens=max_new_tokens,
+                 engine=engine)
+    return one_turn(prompt_ids, prompt_mask, out.ids, out.mask, out.logprobs,
+                    tokenizer.batch_decode(out.ids, skip_special_tokens=True), out.finished)

@@ -44,7 +44,8 @@ def sample_candidates(policy, tokenizer, reward_model, prompts: list[str], n: in
     ended: list[torch.Tensor] = []
     for i in tqdm(range(0, len(flat), sample.batch_size), desc=desc, unit="batch", dynamic_ncols=True):
         r = generate(policy, tokenizer, flat[i:i + sample.batch_size], temperature=sample.temperature,
-                     max_new_tokens=sample.max_new_tokens, seed=sample.seed + i)
+                     max_new_tokens=sample.max_new_tokens, seed=sample.seed + i,
+                     engine=sample.engine)
         s = reward(r, flat[i:i + sample.batch_size]).float()
         scores.append(torch.where(r.ended | (not eos_trick), s, torch.full_like(s, NO_EOS_SCORE)))
         ended.append(r.ended)

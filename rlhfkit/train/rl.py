@@ -227,22 +227,28 @@ def rollout_stats(exp: Experience, seq_kl: torch.Tensor, beta: float) -> dict[st
             "no_eos": (~exp.ended).float().mean().item()}
 
 
-def generate_and_score(cfg: RLConfig, policy, ref, value_model, tokenizer, reward: ScoreFn | None, env,
-                       batch: list[str], step: int) -> Experience:
-    """Steps 1 and 2: sample the batch (one answer each, or episodes against the task's
-    environment), then score it in the precision of the update (so a ratio and a KL of equal
-    models are exactly 1 and 0)."""
+def rollouts(cfg: RLConfig, policy, tokenizer, env, batch: list[str], step: int) -> Experience:
+    """Step 1: sample the batch (one answer each, or episodes against the task's environment)."""
     hp, sampling = cfg.rl, cfg.sample
     policy.eval()
     seed = hp.seed * 100_003 + step
     if env is None:
         exp = generate(policy, tokenizer, batch, temperature=sampling.temperature,
-                       max_new_tokens=sampling.max_new_tokens, seed=seed)
+                       max_new_tokens=sampling.max_new_tokens, seed=seed, engine=sampling.engine)
     else:
         exp = play_episodes(policy, tokenizer, env, batch, temperature=sampling.temperature,
-                            max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed)
+                            max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed,
+                            engine=sampling.engine)
         if not cfg.env_reward:      # the environment only answered: the reward model alone scores
             exp = replace(exp, rewards=torch.zeros_like(exp.rewards))
+    return exp
+
+
+def score_rollouts(cfg: RLConfig, exp: Experience, policy, ref, value_model, reward: ScoreFn | None,
+                   batch: list[str]) -> Experience:
+    """Step 2: reward, reference log-probs and values, in the precision of the update (a bf16
+    update recomputes log pi_old in bf16, so a ratio and a KL of equal models start at 1 and 0)."""
+    hp, sampling = cfg.rl, cfg.sample
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):
         if hp.dtype == "bfloat16":
             exp = same_precision_logprobs(policy, exp, sampling.temperature)
@@ -276,10 +282,14 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     with open_log(out / "log.jsonl", step) as log, bar:
         stats: dict = {}
         while step < hp.steps:
-            t0 = time.time()
+            clock = [time.time()]
             batch = [p for p in batch_at(prompts, step, hp.prompts_per_step, hp.seed) for _ in range(k)]
-            # 1. generate, 2. score
-            exp = generate_and_score(cfg, policy, ref, value_model, tokenizer, reward, env, batch, step)
+            # 1. generate
+            exp = rollouts(cfg, policy, tokenizer, env, batch, step)
+            clock.append(time.time())
+            # 2. score
+            exp = score_rollouts(cfg, exp, policy, ref, value_model, reward, batch)
+            clock.append(time.time())
             seq_kl = ((exp.logprobs - exp.ref_logprobs) * exp.action_mask).sum(1)
             check_rollouts(algo, step + 1, exp, seq_kl, hp.max_kl, out)
             # 3. advantages
@@ -293,9 +303,11 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
                            params, lambda values, limits: check_step(algo, step + 1, values, limits, lr_now, out))
             scheduler.step()
             step += 1
+            clock.append(time.time())
             # ---- Log
             stats.update(step=step, **rollout_stats(exp, seq_kl, beta), lr=scheduler.get_last_lr()[0],
-                         seconds=time.time() - t0)
+                         seconds=clock[-1] - clock[0], seconds_generate=clock[1] - clock[0],
+                         seconds_score=clock[2] - clock[1], seconds_update=clock[3] - clock[2])
             kl.update(stats["kl"], len(batch))
             if on_step is not None:
                 stats.update(on_step(step, batch, exp.texts, exp.raw_scores.tolist()))

@@ -7,6 +7,7 @@ import torch
 from rlhfkit.config.sections import TaskConfig
 from rlhfkit.data.collate import IGNORE, conversation_tokens, encode_conversation, encode_record
 from rlhfkit.data.records import Conversation, DataError, Demonstration, Span
+from rlhfkit.engines import Generation
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.rollout import episodes
 from rlhfkit.rollout.generate import prompt_tokens
@@ -27,7 +28,7 @@ def scripted_sampler(turns_by_chat, tokenizer):
     ids a policy that wrote it would sample (the text after the header's space, then EOS)."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
 
-    def sample(model, tok, ids, mask, *, temperature, max_new_tokens):
+    def sample(model, tok, ids, mask, *, temperature, max_new_tokens, engine):
         rows = []
         for row, row_mask in zip(ids, mask):
             so_far = row[row_mask > 0].tolist()
@@ -39,7 +40,8 @@ def scripted_sampler(turns_by_chat, tokenizer):
         out_mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             out[i, :len(r)], out_mask[i, :len(r)] = torch.tensor(r), 1
-        return out, out_mask
+        return Generation(ids=out, mask=out_mask, logprobs=torch.zeros(out.shape),
+                          finished=torch.ones(len(rows), dtype=torch.bool))
     return sample
 
 

@@ -96,14 +96,14 @@ def test_with_env_reward_off_the_environment_only_answers(tiny_model_dir, env_re
     """RLHF on a learned conversation reward: the environment's replies stay, its rewards go."""
     from rlhfkit.config import RLConfig
     from rlhfkit.rollout.score import python_reward_fn
-    from rlhfkit.train.rl import generate_and_score
+    from rlhfkit.train.rl import rollouts, score_rollouts
     model, tok = load_causal_lm(tiny_model_dir)
     ref, _ = load_causal_lm(tiny_model_dir)
     cfg = RLConfig(prompts="echo", env_reward=env_reward, task=TaskConfig(n_train=6))
     cfg.sample.max_new_tokens, cfg.sample.max_turns, cfg.rl.eos_trick = 4, TURNS, False
     prompts = TASK.prompts("train")
-    exp = generate_and_score(cfg, model, ref, None, tok, python_reward_fn(lambda p, c: [0.25] * len(p)),
-                             TASK.environment(), prompts, 0)
+    exp = rollouts(cfg, model, tok, TASK.environment(), prompts, 0)
+    exp = score_rollouts(cfg, exp, model, ref, None, python_reward_fn(lambda p, c: [0.25] * len(p)), prompts)
     assert exp.turn_ends.sum(1).tolist() == [TURNS] * len(prompts)        # the environment answered either way
     gold = torch.tensor(TASK.gold(prompts, exp.texts))
     torch.testing.assert_close(exp.raw_scores, 0.25 + (gold if env_reward else torch.zeros_like(gold)))

@@ -1,22 +1,18 @@
+import pytest
 import torch
 
+from rlhfkit.engines import ENGINES
 from rlhfkit.models.lm import load_causal_lm
-from rlhfkit.rollout.generate import generate, token_logprobs, truncate_after_eos
+from rlhfkit.rollout.generate import generate, token_logprobs
 from rlhfkit.tasks.tldr.world import make_split
 
 
-def test_tokens_after_the_first_eos_are_masked():
-    ids = torch.tensor([[5, 2, 7, 2], [5, 6, 7, 8]])
-    out, mask = truncate_after_eos(ids, eos_id=2, pad_id=0)
-    assert out.tolist() == [[5, 2, 0, 0], [5, 6, 7, 8]]
-    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
-
-
-def test_generation_is_seeded_and_its_kl_to_itself_is_zero(tiny_model_dir):
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_generation_is_seeded_and_its_kl_to_itself_is_zero(tiny_model_dir, engine):
     model, tok = load_causal_lm(tiny_model_dir)
     prompts = [p.prompt for p in make_split(0, "test", 4)]
-    a = generate(model, tok, prompts, temperature=0.7, max_new_tokens=12, seed=3)
-    b = generate(model, tok, prompts, temperature=0.7, max_new_tokens=12, seed=3)
+    a = generate(model, tok, prompts, temperature=0.7, max_new_tokens=12, seed=3, engine=engine)
+    b = generate(model, tok, prompts, temperature=0.7, max_new_tokens=12, seed=3, engine=engine)
     assert torch.equal(a.response_ids, b.response_ids)
     ref = token_logprobs(model, a.input_ids, a.attention_mask, a.response_ids.size(1), 0.7) * a.response_mask
     assert torch.allclose((a.logprobs - ref).sum(dim=1), torch.zeros(4), atol=1e-5)

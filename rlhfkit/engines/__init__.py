@@ -1,0 +1,64 @@
+"""Generation engines: the one place tokens are sampled.
+
+    engine = get_engine("rlhfkit")          # or "hf"; `--sample.engine`
+    engine.load_weights(model)              # the policy's current weights
+    out = engine.generate(prompt_ids, prompt_mask, Sampling(temperature=0.7, max_new_tokens=64,
+                                                            eos_id=tok.eos_token_id, pad_id=tok.pad_token_id))
+
+An engine takes left-padded prompt ids and returns, per row, the sampled ids (cut after the first
+EOS), the sampler's own log-probs of them and whether the row stopped at EOS. Sampling is plain
+temperature sampling from the global torch RNG (callers seed it), so two engines given the same
+weights draw from the same distribution. A new engine is one module with a class named `Engine`
+and one line in ENGINES; this module imports nothing heavy, so configs can list the names.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import torch
+
+ENGINES: dict[str, str] = {
+    "hf": "rlhfkit.engines.hf",            # transformers' generate: the reference, any architecture
+    "rlhfkit": "rlhfkit.engines.static_kv",  # own decode loop, static KV cache, Llama-family models
+}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    max_new_tokens: int
+    eos_id: int
+    pad_id: int
+    greedy: bool = False        # argmax instead of sampling (tests compare engines exactly with it)
+
+
+@dataclass
+class Generation:
+    ids: "torch.Tensor"         # (B, R) sampled ids, pad after the first EOS (which stays)
+    mask: "torch.Tensor"        # (B, R) 1 on sampled tokens up to and including EOS
+    logprobs: "torch.Tensor"    # (B, R) float32 log-prob of each sampled token under the sampled
+    #                             distribution (logits / temperature), 0 on padding
+    finished: "torch.Tensor"    # (B,) bool: the row emitted EOS (else it hit max_new_tokens)
+
+
+class Engine(Protocol):
+    def load_weights(self, model) -> None: ...
+    def generate(self, prompt_ids: "torch.Tensor", prompt_mask: "torch.Tensor", sampling: Sampling) -> Generation: ...
+
+
+def finish(ids: "torch.Tensor", logprobs: "torch.Tensor", sampling: Sampling) -> Generation:
+    """Cut each row after its first EOS (the EOS stays): pad ids, zero log-probs, mask 0 beyond it."""
+    is_eos = ids == sampling.eos_id
+    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
+    return Generation(ids=ids.masked_fill(after, sampling.pad_id), mask=(~after).long(),
+                      logprobs=logprobs.masked_fill(after, 0.0), finished=is_eos.any(dim=1))
+
+
+def get_engine(name: str) -> Engine:
+    """A new engine `name`; it holds the weights it is given until it is dropped."""
+    if name not in ENGINES:
+        raise ValueError(f"unknown generation engine {name!r}; known: {', '.join(ENGINES)}")
+    return importlib.import_module(ENGINES[name]).Engine()
