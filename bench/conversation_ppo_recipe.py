@@ -15,9 +15,10 @@ import json
 import os
 from dataclasses import fields, replace
 from pathlib import Path
-from statistics import mean, stdev
+from statistics import mean
 
 from rlhfkit.config.report import ConversationDemoConfig
+from rlhfkit.evaluate.metrics import bootstrap_ci
 from rlhfkit.pipelines import conversation
 from rlhfkit.tasks.conversation import ConversationTask
 
@@ -51,10 +52,9 @@ def main() -> None:
     task = ConversationTask(replace(cfg.task, events=args.events))
     policy, _ = conversation.train_method(cfg, "ppo", task, args.seed, out, conversation.gold_hook(task))
     rows = conversation.evaluate_policies(cfg, task, {"ppo": policy}, out)[0]["ppo"]
-    gold = [r["gold_return"] for r in rows]
-    half = 1.96 * stdev(gold) / len(gold) ** 0.5
-    result = {"options": args.options, "events": args.events, "seed": args.seed, "gold_return": mean(gold),
-              "ci": [mean(gold) - half, mean(gold) + half], "turns": mean(r["turns"] for r in rows),
+    result = {"options": args.options, "events": args.events, "seed": args.seed,
+              "gold_return": bootstrap_ci([r["gold_return"] for r in rows], seed=args.seed),   # as the sweep's
+              "turns": mean(r["turns"] for r in rows),
               "kl_to_sft": mean(r["kl"] for r in rows)}
     print(json.dumps(result))
     (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -256,6 +256,22 @@ def score_rollouts(cfg: RLConfig, exp: Experience, policy, ref, value_model, rew
                      hp.eos_penalty if hp.eos_trick else None)
 
 
+def phase_seconds(clock: list[float]) -> dict[str, float]:
+    """An iteration's seconds, in all and by phase, from the times it started, generated, scored, updated."""
+    start, generated, scored, updated = clock
+    return {"seconds": updated - start, "seconds_generate": generated - start, "seconds_score": scored - generated,
+            "seconds_update": updated - scored}
+
+
+def log_iteration(log, bar, stats: dict) -> None:
+    """One line of log.jsonl, and the progress bar's step."""
+    log.write(json.dumps(stats) + "\n")
+    log.flush()
+    bar.update(1)
+    bar.set_postfix(score=f"{stats['score']:.2f}", kl=f"{stats['kl']:.2f}", ent=f"{stats['entropy']:.2f}",
+                    len=f"{stats['length']:.0f}")
+
+
 def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | None = None) -> dict:
     cfg.validate(with_reward_fn=reward_fn is not None)
     algo, hp, out = cfg.algo, cfg.rl, Path(cfg.out)
@@ -304,18 +320,12 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             scheduler.step()
             step += 1
             clock.append(time.time())
-            # ---- Log
             stats.update(step=step, **rollout_stats(exp, seq_kl, beta), lr=scheduler.get_last_lr()[0],
-                         seconds=clock[-1] - clock[0], seconds_generate=clock[1] - clock[0],
-                         seconds_score=clock[2] - clock[1], seconds_update=clock[3] - clock[2])
+                         **phase_seconds(clock))
             kl.update(stats["kl"], len(batch))
             if on_step is not None:
                 stats.update(on_step(step, batch, exp.texts, exp.raw_scores.tolist()))
-            log.write(json.dumps(stats) + "\n")
-            log.flush()
-            bar.update(1)
-            bar.set_postfix(score=f"{stats['score']:.2f}", kl=f"{stats['kl']:.2f}", ent=f"{stats['entropy']:.2f}",
-                            len=f"{stats['length']:.0f}")
+            log_iteration(log, bar, stats)
             if hp.checkpoint_every and step % hp.checkpoint_every == 0 and step < hp.steps:
                 _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step,
                                  job)
