@@ -20,9 +20,10 @@ What is timed:
   generation happens inside the first of them (`_prepare_inputs`), so the time from one iteration's
   last on_step_end to the next's also holds Trainer logging and data loading, as rlhfkit's does.
   The sum of on_step_begin -> on_step_end spans alone is reported too ("in-step").
-- Fixed length: the scratch policy's generation_config.json sets min_new_tokens = max_new_tokens
-  (rlhfkit's sampler honours it); TRL 1.16 gets the same through `generation_kwargs`; TRL's PPO runs
-  with stop_token=None, so it always generates `response_length` tokens. The mean generated length
+- Fixed length: rlhfkit's samplers are given an EOS id no model emits (`never_stop`); the scratch
+  policy's generation_config.json sets min_new_tokens = max_new_tokens for TRL, and TRL 1.16 gets
+  the same through `generation_kwargs`; TRL's PPO runs with stop_token=None, so it always generates
+  `response_length` tokens. The mean generated length
   of both sides is printed so a mismatch is visible.
 - Not matched: TRL's PPO loop never clips gradients, so rlhfkit's PPO runs with rl.grad_clip=0
   (RLOO/GRPO: both clip at 1.0); TRL's PPO with stop_token=None trains on EOS like any token
@@ -101,7 +102,7 @@ def prepare_models(out: Path, max_new_tokens: int, with_rm: bool) -> tuple[Path,
     policy = out / "models" / "policy"
     shutil.copytree(BASE, policy)
     gen = json.loads((policy / "generation_config.json").read_text())
-    gen["min_new_tokens"] = max_new_tokens     # suppresses EOS so every answer has the same length
+    gen["min_new_tokens"] = max_new_tokens     # TRL's generate: EOS suppressed, every answer the same length
     (policy / "generation_config.json").write_text(json.dumps(gen, indent=2))
     if not with_rm:
         return policy, None
@@ -122,9 +123,21 @@ def mean_after_warmup(xs: list[float]) -> float:
 
 
 # ---- rlhfkit ------------------------------------------------------------------------------
+def never_stop() -> None:
+    """Make rlhfkit's samplers ignore EOS (an id no model emits), so every answer has the same length:
+    its engines sample from the model's logits alone and set generation_config.json aside."""
+    from rlhfkit.engines import Sampling
+    from rlhfkit.rollout import generate
+
+    def sampling(**kwargs: Any) -> Sampling:
+        return Sampling(**(kwargs | {"eos_id": 10 ** 6}))
+    generate.Sampling = sampling
+
+
 def run_rlhfkit(a: argparse.Namespace, policy: Path, rm: Path | None, n_prompts: int) -> dict:
     from rlhfkit.config import RLAlgoConfig, RLConfig, SampleConfig, TaskConfig
     from rlhfkit.train import rl
+    never_stop()
     out = Path(a.out) / "rlhfkit"
     hp = RLAlgoConfig(steps=a.iterations, prompts_per_step=a.batch // a.k, k=max(a.k, 2), epochs=a.epochs,
                       minibatch_size=a.minibatch, lr=LR, beta=BETA, checkpoint_every=0,
@@ -133,7 +146,7 @@ def run_rlhfkit(a: argparse.Namespace, policy: Path, rm: Path | None, n_prompts:
                    task=TaskConfig(n_train=n_prompts), rl=hp,
                    sample=SampleConfig(temperature=TEMPERATURE, max_new_tokens=a.max_new_tokens,
                                        batch_size=a.batch))
-    rl.run(cfg, reward_fn=None if a.algo == "ppo" else letter_reward)
+    rl.run(cfg, reward_fn=None if a.algo == "ppo" else letter_reward)  # sampling with never_stop()
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     return {"label": "rlhfkit", "seconds": [r["seconds"] for r in log], "lengths": [r["length"] for r in log],
             "threads": torch.get_num_threads(),

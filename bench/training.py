@@ -3,7 +3,8 @@
 The peak is measured here, in the same process: the best of --repeats timed square matmuls
 (--peak_size, default 2048) in bfloat16 and in float32. Training is rlhfkit's language-modelling
 step (`train.loop.lm_step`: forward, loss on every token, backward) plus an AdamW step with
-gradient clipping, on a randomly initialised Llama (default: the 14M-parameter shape of
+gradient clipping, with the attention `fit` uses (`models/attention.py`: in bf16, the matmul form
+for sequences of up to 192 tokens), on a randomly initialised Llama (default: the 14M-parameter shape of
 bench/generation.py) with batches of --batch sequences of --seq_len tokens, in bfloat16 autocast
 and in float32. Model FLOPs per step are counted as 6 x (non-embedding parameters + the output
 layer) x tokens + 12 x layers x hidden x seq_len x tokens (attention scores and values), the usual
@@ -44,6 +45,7 @@ import torch  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from rlhfkit.data.collate import Example  # noqa: E402
+from rlhfkit.models.attention import use_for_training  # noqa: E402
 from rlhfkit.train.loop import lm_step  # noqa: E402
 
 
@@ -75,6 +77,7 @@ def training_flops(dtype: str) -> tuple[float, float]:
                          max_position_embeddings=max(512, ARGS.seq_len), tie_word_embeddings=True,
                          bos_token_id=1, eos_token_id=2, pad_token_id=0)
     model = LlamaForCausalLM(config).train()
+    use_for_training(model, dtype)        # the attention `fit` gives a bf16 run
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     examples = [Example(input_ids=ids, labels=ids) for ids in torch.randint(3, 1024, (ARGS.batch, ARGS.seq_len)).tolist()]

@@ -109,7 +109,7 @@ def user_ids(side: Side, user: Message) -> list[int]:
     return tok(after, add_special_tokens=False)["input_ids"]
 
 
-def answer(side: Side, text: str, *, temperature: float, max_new_tokens: int, seed: int, engine: str = "hf") -> str:
+def answer(side: Side, text: str, *, temperature: float, max_new_tokens: int, seed: int, engine: str = "auto") -> str:
     """The policy's answer to a user turn; both stay in its history (the answer as its sampled ids)."""
     user = {"role": "user", "content": text}
     new = user_ids(side, user)

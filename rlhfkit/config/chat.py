@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhfkit.config.fields import check_fields, opt
-from rlhfkit.engines import ENGINES
+from rlhfkit.engines import CHOICES
 
 TEMPLATES = ("auto", "tokenizer", "conversation")
 
@@ -21,7 +21,7 @@ class ChatConfig:
                                 "when it has one)", choices=TEMPLATES)
     temperature: float = opt(0.7, "sampling temperature", gt=0)
     max_new_tokens: int = opt(64, "an answer's length limit in tokens (it ends earlier at EOS)", ge=1)
-    engine: str = opt("hf", "generation engine (as --sample.engine of the training stages)", choices=tuple(ENGINES))
+    engine: str = opt("auto", "generation engine (as --sample.engine of the training stages)", choices=CHOICES)
     # -1 by default: a chat that answers the same question the same way every session surprises
     seed: int = opt(-1, "sampling seed: the same seed and the same user turns give the same answers "
                         "(-1: a fresh seed each run)", ge=-1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
-from rlhfkit.engines import ENGINES
+from rlhfkit.engines import CHOICES
 from rlhfkit.config.fields import ConfigError, opt
 
 DTYPES = ("float32", "bfloat16")
@@ -37,6 +37,8 @@ class TrainConfig:
     warmup_steps: int = opt(20, "linear warmup steps", ge=0)
     grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)", ge=0)
     seed: int = opt(0, "seed for initialisation, shuffling and dropout", ge=0)
+    group_by_length: bool = opt(True, "batch items of similar length together (less padding): the shuffled items "
+                                      "are sorted by length within windows of 64 batches, the batches shuffled")
     dtype: str = opt("float32", "float32 or bfloat16 (autocast); never float16 on CPU", choices=DTYPES)
     checkpoint_every: int = opt(200, "optimizer steps between resumable checkpoints (0: only at the end)", ge=0)
     threads: int = opt(0, "torch CPU threads (0: torch's default)", ge=0)
@@ -72,8 +74,9 @@ class SampleConfig:
     max_turns: int = opt(8, "a multi-turn task's episodes end after this many of the policy's turns", ge=1)
     batch_size: int = opt(64, "prompts per generation batch", ge=1)
     seed: int = opt(1234, "sampling seed (fixed, so methods are compared on the same draws)", ge=0)
-    engine: str = opt("hf", "generation engine: hf (transformers' generate, any model) or rlhfkit (own decode "
-                            "loop with a static KV cache, Llama-family models)", choices=tuple(ENGINES))
+    engine: str = opt("auto", "generation engine: rlhfkit (own decode loop with a static KV cache, Llama-family "
+                              "models), hf (transformers' generate, any model), or auto (rlhfkit where it runs the "
+                              "model, else hf)", choices=CHOICES)
 
 
 @dataclass
@@ -92,8 +95,7 @@ class RLAlgoConfig:
     value_warmup: int = opt(0, "ppo: first iterations that train only the value model, the policy held still "
                                "(0: none)", ge=0)
     # Stiennon et al. use 0.05; with the demo's reward model (6,000 comparisons, blind to flipped
-    # polarities) the penalty works as early stopping: seed 0, win rate 0.513 / 0.549 / 0.503 at
-    # beta 0.05 / 0.15 / 0.30 (KL 2.4 / 1.4 / 0.7 nats)
+    # polarities) the penalty works as early stopping, and 0.15 did best of three (README, "PPO's beta")
     beta: float = opt(0.15, "KL coefficient (the initial one when target_kl > 0)", ge=0)
     target_kl: float = opt(0.0, "adaptive KL controller's target sequence KL in nats (0: fixed beta)", ge=0)
     kl_horizon: int = opt(10000, "episodes over which the adaptive beta may change e-fold", ge=1)

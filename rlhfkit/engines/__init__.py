@@ -1,7 +1,6 @@
 """Generation engines: the one place tokens are sampled.
 
-    engine = get_engine("rlhfkit")          # or "hf"; `--sample.engine`
-    engine.load_weights(model)              # the policy's current weights
+    engine = get_engine("auto", model)      # or "rlhfkit", "hf"; `--sample.engine`; holds model's weights
     out = engine.generate(prompt_ids, prompt_mask, Sampling(temperature=0.7, max_new_tokens=64,
                                                             eos_id=tok.eos_token_id, pad_id=tok.pad_token_id))
 
@@ -9,7 +8,7 @@ An engine takes left-padded prompt ids and returns, per row, the sampled ids (cu
 EOS), the sampler's own log-probs of them and whether the row stopped at EOS. Sampling is plain
 temperature sampling from the global torch RNG (callers seed it), so two engines given the same
 weights draw from the same distribution. A new engine is one module with a class named `Engine`
-and one line in ENGINES; this module imports nothing heavy, so configs can list the names.
+(and `unsupported(config)` if it runs only some models) and one line in ENGINES; this module imports nothing heavy, so configs can list the names.
 """
 from __future__ import annotations
 
@@ -24,6 +23,8 @@ ENGINES: dict[str, str] = {
     "hf": "rlhfkit.engines.hf",            # transformers' generate: the reference, any architecture
     "rlhfkit": "rlhfkit.engines.static_kv",  # own decode loop, static KV cache, Llama-family models
 }
+AUTO_ORDER = ("rlhfkit", "hf")     # "auto": the first that runs the model (a module's `unsupported(config)`)
+CHOICES = ("auto", *ENGINES)       # what --sample.engine takes
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,17 @@ def finish(ids: "torch.Tensor", logprobs: "torch.Tensor", sampling: Sampling) ->
                       logprobs=logprobs.masked_fill(after, 0.0), finished=is_eos.any(dim=1))
 
 
-def get_engine(name: str) -> Engine:
-    """A new engine `name`; it holds the weights it is given until it is dropped."""
+def get_engine(name: str, model=None) -> Engine:
+    """A new engine `name` holding `model`'s weights (if given) until it is dropped. "auto" is the
+    first of AUTO_ORDER that runs the model: the own engine for Llama-family models, else `generate`."""
+    if name == "auto":
+        if model is None:
+            raise ValueError("the auto engine is chosen for a model: pass it")
+        name = next(n for n in AUTO_ORDER if getattr(importlib.import_module(ENGINES[n]), "unsupported",
+                                                     lambda config: None)(model.config) is None)
     if name not in ENGINES:
-        raise ValueError(f"unknown generation engine {name!r}; known: {', '.join(ENGINES)}")
-    return importlib.import_module(ENGINES[name]).Engine()
+        raise ValueError(f"unknown generation engine {name!r}; known: auto, {', '.join(ENGINES)}")
+    engine = importlib.import_module(ENGINES[name]).Engine()
+    if model is not None:
+        engine.load_weights(model)
+    return engine

@@ -46,17 +46,24 @@ class Weights:
     eps: float
 
 
+def unsupported(config) -> str | None:
+    """Why this engine cannot run a model of `config`, or None when it can."""
+    if config.model_type not in SUPPORTED:
+        return f"the rlhfkit engine runs {', '.join(SUPPORTED)} models, not {config.model_type!r}"
+    if getattr(config, "mlp_bias", False) or getattr(config, "hidden_act", "silu") != "silu":
+        return "the rlhfkit engine runs SwiGLU MLPs without bias"
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if rope.get("rope_type", "default") in ("dynamic", "longrope"):
+        return f"the rlhfkit engine has no {rope['rope_type']} rotary scaling"
+    return None
+
+
 def read_weights(model, dtype: torch.dtype) -> Weights:
     """The model's parameters in the engine's layout (fused QKV and gate-up), cast to `dtype`."""
     config = model.config
-    if config.model_type not in SUPPORTED:
-        raise ModelError(f"the rlhfkit engine runs {', '.join(SUPPORTED)} models, not {config.model_type!r}; "
-                         "use --sample.engine hf")
-    if getattr(config, "mlp_bias", False) or getattr(config, "hidden_act", "silu") != "silu":
-        raise ModelError("the rlhfkit engine runs SwiGLU MLPs without bias; use --sample.engine hf")
-    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    if rope.get("rope_type", "default") in ("dynamic", "longrope"):
-        raise ModelError(f"the rlhfkit engine has no {rope['rope_type']} rotary scaling; use --sample.engine hf")
+    reason = unsupported(config)
+    if reason:
+        raise ModelError(f"{reason}; use --sample.engine hf (or auto)")
     inner = model.model
 
     def cast(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -94,6 +101,31 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos + rotated * sin
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    """Attention of q (B, H, T, D) over the cache's k, v (B, Hkv, S, D); key_mask (B, 1, T, S) bool.
+
+    One new token per row (a decode step) is two small batched matmuls with the query heads of a
+    KV group as rows, which on CPU is cheaper than the fused kernel's setup; the prompt's prefill
+    takes the fused kernel."""
+    B, H, T, D = q.shape
+    n_kv = k.size(1)
+    if T > 1:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, enable_gqa=n_kv != H)
+    grouped = q.reshape(B, n_kv, H // n_kv, D)                          # heads of one KV group as rows
+    scores = (grouped @ k.transpose(-1, -2)) * D ** -0.5                 # (B, Hkv, H/Hkv, S)
+    scores = scores.masked_fill(~key_mask[:, :, 0, None, :].expand(B, 1, 1, -1), float("-inf"))
+    return (scores.softmax(dim=-1).to(v.dtype) @ v).reshape(B, H, 1, D)
+
+
+def draw(scaled: torch.Tensor) -> torch.Tensor:
+    """One token per row from softmax(scaled), by the inverse of the cumulative distribution: one
+    uniform number per row, where `multinomial` draws an exponential for every vocabulary entry."""
+    cdf = scaled.softmax(dim=-1).double().cumsum(dim=-1)
+    u = torch.rand((scaled.size(0), 1), dtype=torch.float64) * cdf[:, -1:]
+    # right side: a token of probability 0 covers no interval, so it is never drawn
+    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=scaled.size(-1) - 1)
+
+
 class Engine:
     def __init__(self, dtype: str = "float32") -> None:
         self.dtype = getattr(torch, dtype)
@@ -122,28 +154,43 @@ class Engine:
             v = qkv[..., nq + nk:].view(B, T, w.n_kv, d).transpose(1, 2)
             cache[i, 0, :, :, start:end] = rotate(k, cos, sin)
             cache[i, 1, :, :, start:end] = v
-            att = F.scaled_dot_product_attention(rotate(q, cos, sin), cache[i, 0, :, :, :end], cache[i, 1, :, :, :end],
-                                                 attn_mask=key_mask, enable_gqa=w.n_kv != w.n_heads)
+            att = attend(rotate(q, cos, sin), cache[i, 0, :, :, :end], cache[i, 1, :, :, :end], key_mask)
             h = h + F.linear(att.transpose(1, 2).reshape(B, T, nq), layer.wo, layer.bo)
             gate, up = F.linear(rms_norm(h, layer.ln2, w.eps), layer.wgu).chunk(2, dim=-1)
             h = h + F.linear(F.silu(gate) * up, layer.wdown)
         return F.linear(rms_norm(h[:, -1], w.norm, w.eps), w.head).float()
 
-    @torch.no_grad()
-    def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, sampling: Sampling) -> Generation:
+    def prefill(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, new_tokens: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The KV cache (room for `new_tokens` more) and the next-token logits of left-padded prompts.
+
+        A prompt repeated in consecutive rows (k samples of one prompt) is run once and its keys and
+        values copied: the prompt's forward is most of the matmul work when answers are short."""
         w = self.w
         B, P = prompt_ids.shape
-        N = sampling.max_new_tokens
-        cache = torch.empty((len(w.layers), 2, B, w.n_kv, P + N, w.head_dim), dtype=self.dtype)
-        real = prompt_mask.bool()
-        valid = torch.ones((B, P + N), dtype=torch.bool)                  # keys a row may attend to
-        valid[:, :P] = real
+        repeat = torch.zeros(B, dtype=torch.bool)
+        repeat[1:] = (prompt_ids[1:] == prompt_ids[:-1]).all(dim=1) & (prompt_mask[1:] == prompt_mask[:-1]).all(dim=1)
+        source = (~repeat).cumsum(dim=0) - 1                    # the distinct prompt each row copies
+        ids, mask = prompt_ids[~repeat], prompt_mask[~repeat]
+        real = mask.bool()
+        cache = torch.empty((len(w.layers), 2, len(ids), w.n_kv, P + new_tokens, w.head_dim), dtype=self.dtype)
         causal = torch.ones((P, P), dtype=torch.bool).tril()
         # a pad query attends to itself, so no row of the softmax is empty (an empty one is NaN,
         # and a NaN in the cache poisons every later step even where it is masked out)
         prefill_mask = (causal & real[:, None, :]) | torch.eye(P, dtype=torch.bool)
-        positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
-        logits = self.forward(prompt_ids, positions, cache, 0, prefill_mask.unsqueeze(1))
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        logits = self.forward(ids, positions, cache, 0, prefill_mask.unsqueeze(1))
+        if len(ids) == B:
+            return cache, logits
+        return cache[:, :, source], logits[source]
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, sampling: Sampling) -> Generation:
+        B, P = prompt_ids.shape
+        N = sampling.max_new_tokens
+        valid = torch.ones((B, P + N), dtype=torch.bool)                  # keys a row may attend to
+        valid[:, :P] = prompt_mask.bool()
+        cache, logits = self.prefill(prompt_ids, prompt_mask, N)
         next_pos = prompt_mask.sum(dim=1)                                  # (B,) rotary position of the next token
 
         ids = torch.full((B, N), sampling.pad_id, dtype=torch.long)
@@ -152,7 +199,7 @@ class Engine:
         stopped = torch.zeros(B, dtype=torch.bool)      # rows of the batch that already emitted EOS
         for t in range(N):
             scaled = logits / sampling.temperature
-            token = scaled.argmax(dim=-1) if sampling.greedy else torch.multinomial(scaled.softmax(dim=-1), 1)[:, 0]
+            token = scaled.argmax(dim=-1) if sampling.greedy else draw(scaled)
             token = torch.where(stopped, sampling.pad_id, token)             # stopped rows idle on pad
             ids[rows, t] = token
             logprobs[rows, t] = torch.log_softmax(scaled, dim=-1).gather(-1, token[:, None])[:, 0]

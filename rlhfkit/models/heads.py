@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from rlhfkit.models.lm import (ModelError, add_pad_token, check_tokenizer, from_pretrained, position_inputs,
-                               resolve_model_dir, save_atomic)
-
+from rlhfkit.models.lm import (ModelError, add_pad_token, check_tokenizer, from_pretrained, packed_forward,
+                               position_inputs, resolve_model_dir, save_atomic)
 
 def scalar_model_from_lm(path: str | Path):
     """A fresh reward model from a causal-LM directory: its backbone plus a new scalar head.
@@ -35,7 +34,6 @@ def scalar_model_from_lm(path: str | Path):
     model.config.reward_offset = 0.0
     return model, tokenizer
 
-
 def load_scalar_model(path: str | Path):
     """A trained reward (or value) model and its tokenizer."""
     path = resolve_model_dir(path)
@@ -46,7 +44,6 @@ def load_scalar_model(path: str | Path):
     model.eval()
     return model, tokenizer
 
-
 def score_head(model) -> torch.nn.Linear:
     """The scalar head. Every causal architecture's sequence-classification model in transformers
     names it `score` (Llama, GPT-2, OPT, GPT-NeoX, Qwen2, Phi, Gemma, BLOOM, Falcon, ...)."""
@@ -56,21 +53,19 @@ def score_head(model) -> torch.nn.Linear:
                          "causal LM's sequence-classification model")
     return head
 
-
 def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The scalar head at every position: (B, T)."""
     # base_model is the backbone under whatever name the architecture gives it (model, transformer, gpt_neox)
     backbone = model.base_model
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
-                      **position_inputs(backbone, attention_mask)).last_hidden_state   # (B, T, d)
+    hidden = packed_forward(lambda ids, mask: backbone(input_ids=ids, attention_mask=mask,
+                                                       **position_inputs(backbone, mask)).last_hidden_state,
+                            input_ids, attention_mask)                                  # (B, T, d)
     return score_head(model)(hidden).squeeze(-1).float()
-
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the rightmost real token of each row: (B,)."""
     positions = torch.arange(attention_mask.size(1), device=attention_mask.device)
     return (positions * attention_mask).argmax(dim=1)
-
 
 def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The reward of each whole sequence, read at its last real token, minus the offset: (B,)."""
@@ -79,13 +74,11 @@ def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     offset = float(getattr(model.config, "reward_offset", 0.0))
     return values.gather(1, last.unsqueeze(1)).squeeze(1) - offset
 
-
 def save_scalar_model(path: str | Path, model, tokenizer) -> None:
     def write(d: Path) -> None:
         model.save_pretrained(d, safe_serialization=True)
         tokenizer.save_pretrained(d)
     save_atomic(path, write)
-
 
 def load_reward_model(path: str | Path, policy_tokenizer):
     """A frozen reward model in eval mode, checked to read the policy's tokens."""

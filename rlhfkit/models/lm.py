@@ -7,6 +7,7 @@ length, position ids, a pad token of its own).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 import json
 import os
 import shutil
@@ -147,6 +148,29 @@ def position_inputs(model: PreTrainedModel, attention_mask: torch.Tensor) -> dic
     if "position_ids" not in inspect.signature(model.forward).parameters:
         return {}
     return {"position_ids": (attention_mask.cumsum(dim=1) - 1).clamp(min=0)}
+
+
+def packed_forward(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], input_ids: torch.Tensor,
+                   attention_mask: torch.Tensor) -> torch.Tensor:
+    """`forward(ids, mask)` -> (B, L, ...) run on each row's real tokens moved to the front (right-padded
+    to the longest row) and returned in the input's layout, (B, T, ...); a padding column holds the
+    output at the real token before it. A batch of rollouts (prompts left-padded to the longest, answers
+    right-padded to the longest) is largely padding, and this way padding costs no compute. Positions
+    come from the mask, so a real token's output is what it was in the padded layout."""
+    real = attention_mask.bool()
+    lengths = real.sum(dim=1)
+    B, T = input_ids.shape
+    L = int(lengths.max())
+    packed = torch.arange(T, device=real.device)[None] < lengths[:, None]
+    if L == T and bool((real == packed).all()):
+        return forward(input_ids, attention_mask)
+    where = (real.long().cumsum(dim=1) - 1).clamp(min=0)          # (B, T) packed column of each token
+    rows = torch.arange(B, device=real.device)[:, None].expand(B, T)
+    ids = input_ids.new_zeros((B, L))                                # any id: masked out
+    ids[rows[real], where[real]] = input_ids[real]
+    out = forward(ids, packed[:, :L].to(attention_mask.dtype))
+    index = where.view(B, T, *([1] * (out.dim() - 2))).expand(B, T, *out.shape[2:])
+    return out.gather(1, index)
 
 
 def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:

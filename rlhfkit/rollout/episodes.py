@@ -59,7 +59,7 @@ def play_turn(ep: Episode, turn: list[int], eos_id: int, tokenizer, env: Environ
 
 @torch.no_grad()
 def play_episodes(model, tokenizer, env: Environment, openings: list[str], *, temperature: float,
-                  max_new_tokens: int, max_turns: int, seed: int, engine: str = "hf") -> Experience:
+                  max_new_tokens: int, max_turns: int, seed: int, engine: str = "auto") -> Experience:
     """Up to `max_turns` turns of the policy per episode, `max_new_tokens` each."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     context = context_length(model)

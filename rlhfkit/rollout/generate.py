@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from rlhfkit.engines import Generation, Sampling, get_engine
-from rlhfkit.models.lm import context_length, position_inputs
+from rlhfkit.models.lm import context_length, packed_forward, position_inputs
 from rlhfkit.rollout.types import Experience, one_turn
 
 
@@ -46,8 +46,9 @@ def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
                     temperature: float) -> torch.Tensor:
     """Logits / T that predict each of the last n_response tokens: (B, R, V)."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                   **position_inputs(model, attention_mask)).logits
+    logits = packed_forward(lambda ids, mask: model(input_ids=ids, attention_mask=mask,
+                                                    **position_inputs(model, mask)).logits,
+                            input_ids, attention_mask)
     return logits[:, -n_response - 1:-1].float() / temperature
 
 
@@ -64,19 +65,17 @@ def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 
 @torch.no_grad()
 def sample(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, temperature: float,
-           max_new_tokens: int, engine: str = "hf") -> Generation:
+           max_new_tokens: int, engine: str = "auto") -> Generation:
     """Sampled continuations of left-padded prompts by generation engine `engine`, cut after the
     first EOS: ids, mask, the sampler's log-probs and EOS flags, (B, R)."""
-    runner = get_engine(engine)
-    runner.load_weights(model)
-    return runner.generate(prompt_ids, prompt_mask, Sampling(temperature=temperature, max_new_tokens=max_new_tokens,
+    return get_engine(engine, model).generate(prompt_ids, prompt_mask, Sampling(temperature=temperature, max_new_tokens=max_new_tokens,
                                                              eos_id=tokenizer.eos_token_id,
                                                              pad_id=tokenizer.pad_token_id))
 
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], *, temperature: float, max_new_tokens: int,
-             seed: int, engine: str = "hf") -> Experience:
+             seed: int, engine: str = "auto") -> Experience:
     """One answer per prompt: the one-turn episode, its only turn ending at its last token."""
     prompt_ids, prompt_mask = encode_prompts(prompts, tokenizer, context_length(model) - max_new_tokens)
     torch.manual_seed(seed)

@@ -27,6 +27,7 @@ from rlhfkit.algorithms.sft import sft_loss
 from rlhfkit.config import TrainConfig
 from rlhfkit.data.collate import Example, pad_batch
 from rlhfkit.errors import RunError
+from rlhfkit.models.attention import use_for_training
 from rlhfkit.models.lm import recover_atomic, save_atomic, save_model
 from rlhfkit.train.job import Job, last_good_checkpoint
 
@@ -47,11 +48,34 @@ def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def batch_at(examples: list[Example], step: int, batch_size: int, seed: int) -> list[Example]:
-    steps_per_epoch = math.ceil(len(examples) / batch_size)
+LENGTH_WINDOW = 64   # batches whose items are sorted by length together (TrainConfig.group_by_length)
+
+
+def epoch_batches(n: int, epoch: int, seed: int, batch_size: int, lengths: list[int] | None = None) -> list[list[int]]:
+    """The batches (item indices) of an epoch, a function of (seed, epoch) alone. With `lengths`, the
+    shuffled items are sorted by length within windows of LENGTH_WINDOW batches and the batches then
+    shuffled, so a batch pads to little more than its own items while the data order stays random."""
+    order = epoch_order(n, epoch, seed)
+    if lengths is None:
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    batches = []
+    window = batch_size * LENGTH_WINDOW
+    for start in range(0, n, window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1))
+    return [batches[i] for i in shuffle.tolist()]
+
+
+def batch_at(items: list, step: int, batch_size: int, seed: int, lengths: list[int] | None = None) -> list:
+    """The items of optimizer step `step` (epochs follow one another)."""
+    steps_per_epoch = math.ceil(len(items) / batch_size)
     epoch, k = divmod(step, steps_per_epoch)
-    order = epoch_order(len(examples), epoch, seed)
-    return [examples[i] for i in order[k * batch_size:(k + 1) * batch_size]]
+    return [items[i] for i in epoch_batches(len(items), epoch, seed, batch_size, lengths)[k]]
+
+
+def example_length(example: Example) -> int:
+    return len(example.input_ids)
 
 
 def lm_step(model, examples: list[Example], pad_id: int, autocast) -> tuple[torch.Tensor, dict]:
@@ -82,10 +106,12 @@ def autocast_for(cfg: TrainConfig) -> torch.autocast:
 
 
 def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job, desc: str = "train",
-        evaluate: Callable[[], dict] | None = None, step_fn: StepFn | None = None) -> dict:
+        evaluate: Callable[[], dict] | None = None, step_fn: StepFn | None = None,
+        length: Callable[[Any], int] = example_length) -> dict:
     """Train `model` on `items` (Examples for the LM loss, or whatever `step_fn` takes); write
     `out/model`. `step_fn(model, batch_items, autocast) -> (loss, stats)`; stats may carry
-    "seq_tokens" for the throughput figure. `job` (checked against `out` by `Job.begin`) stamps
+    "seq_tokens" for the throughput figure. `length(item)` is the tokens an item pads its batch to
+    (for cfg.group_by_length). `job` (checked against `out` by `Job.begin`) stamps
     the checkpoints. A non-finite loss or gradient, or a loss above `cfg.max_loss`, stops the run
     before the optimizer step, keeping the last good checkpoint. Returns the last logged stats."""
     if step_fn is None:
@@ -101,13 +127,15 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
     torch.manual_seed(cfg.seed)
     step = _resume(model, optimizer, scheduler, out / "checkpoint")
     autocast = autocast_for(cfg)
+    use_for_training(model, cfg.dtype)
+    lengths = [length(x) for x in items] if cfg.group_by_length else None
     model.train()
     stats: dict = {}
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True)
     with open_log(out / "log.jsonl", step) as log, bar:
         t0, tokens = time.time(), 0
         while step < total:
-            loss, stats = step_fn(model, batch_at(items, step, cfg.batch_size, cfg.seed), autocast)
+            loss, stats = step_fn(model, batch_at(items, step, cfg.batch_size, cfg.seed, lengths), autocast)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # the norm is always measured (an infinite max clips nothing) so a non-finite gradient is seen

@@ -38,6 +38,11 @@ class Group:
     ref_logprobs: list[float]        # log pi_ref of each answer (summed over its tokens)
 
 
+def answers_length(group: Group) -> int:
+    """Tokens a group pads its batch to: its longest answer's."""
+    return max(len(a.input_ids) for a in group.answers)
+
+
 def sequence_logprobs(model, examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of log pi over each answer's tokens (N,), answer lengths in tokens (N,))."""
     batch = pad_batch(examples, pad_id)
@@ -138,7 +143,7 @@ def run_dpo(cfg: DPOConfig) -> dict:
     pad = tokenizer.pad_token_id
     # ---- Training
     stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc=cfg.loss,
-                step_fn=lambda m, groups, ac: dpo_step(m, groups, pad, cfg, ac))
+                step_fn=lambda m, groups, ac: dpo_step(m, groups, pad, cfg, ac), length=answers_length)
     result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
     if valid:
         result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=True, autocast=autocast_for(cfg.train))
@@ -155,7 +160,7 @@ def run_slic(cfg: SLiCConfig) -> dict:
     pad = tokenizer.pad_token_id
     # ---- Training
     stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc="slic",
-                step_fn=lambda m, groups, ac: slic_step(m, groups, pad, cfg, ac))
+                step_fn=lambda m, groups, ac: slic_step(m, groups, pad, cfg, ac), length=answers_length)
     result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
     if valid:
         result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=False, autocast=autocast_for(cfg.train))

@@ -46,6 +46,7 @@ from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
 from rlhfkit.algorithms.stats import kl_k3, masked_mean
 from rlhfkit.config import RLConfig
 from rlhfkit.errors import RunError
+from rlhfkit.models.attention import use_for_training
 from rlhfkit.models.heads import load_reward_model, load_scalar_model, scalar_model_from_lm
 from rlhfkit.models.lm import context_length, disable_dropout, load_causal_lm, save_atomic, save_model
 from rlhfkit.rollout.episodes import play_episodes
@@ -213,6 +214,9 @@ def load_models(cfg: RLConfig, critic: bool, reward_fn: RewardFn | None) -> tupl
         value_model = load_scalar_model(start)[0] if start else scalar_model_from_lm(cfg.policy)[0]
         disable_dropout(value_model).train()
     disable_dropout(policy).train()
+    for model in (policy, ref, value_model):
+        if model is not None:
+            use_for_training(model, cfg.rl.dtype)
     return policy, ref, tokenizer, reward, value_model
 
 

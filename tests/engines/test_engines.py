@@ -73,6 +73,22 @@ def test_the_samplers_logprobs_are_those_of_the_sampled_distribution(base, name)
     assert torch.allclose(out.logprobs, full * out.mask, atol=1e-4)
 
 
+def test_a_prompt_repeated_in_consecutive_rows_is_run_once_and_sampled_as_if_alone(base):
+    """k samples of a prompt share its prefill: greedy rows equal generate's, sampled rows' log-probs
+    equal a full forward's, and different draws of one prompt differ."""
+    model, tok = base
+    prompts = [p.prompt for p in make_split(3, "test", 3) for _ in range(4)]
+    ids, mask = encode_prompts(prompts, tok, 400)
+    hf = drawn("hf", model, ids, mask, settings(tok, greedy=True, max_new_tokens=32))
+    own = drawn("rlhfkit", model, ids, mask, settings(tok, greedy=True, max_new_tokens=32))
+    assert torch.equal(hf.ids, own.ids) and torch.equal(hf.mask, own.mask)
+    torch.manual_seed(0)
+    out = drawn("rlhfkit", model, ids, mask, settings(tok, temperature=0.7, max_new_tokens=32))
+    full = token_logprobs(model, torch.cat([ids, out.ids], 1), torch.cat([mask, out.mask], 1), out.ids.size(1), 0.7)
+    assert torch.allclose(out.logprobs, full * out.mask, atol=1e-4)
+    assert len({tuple(r) for r in out.ids[:4].tolist()}) > 1
+
+
 def chi_square_p(observed: torch.Tensor, expected: torch.Tensor) -> float:
     """p-value of Pearson's chi-square, categories with expected counts under 5 pooled into one."""
     small = expected < 5
@@ -109,6 +125,16 @@ def test_an_architecture_it_does_not_run_is_one_clear_error():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
     with pytest.raises(ModelError, match="--sample.engine hf"):
         get_engine("rlhfkit").load_weights(model)
+
+
+def test_auto_runs_the_own_engine_where_it_can_and_generate_elsewhere(base):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from rlhfkit.engines import hf, static_kv
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
+    assert isinstance(get_engine("auto", base[0]), static_kv.Engine)
+    assert isinstance(get_engine("auto", gpt2), hf.Engine)
+    with pytest.raises(ValueError, match="auto engine is chosen for a model"):
+        get_engine("auto")
 
 
 def test_an_unknown_engine_is_named():

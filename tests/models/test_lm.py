@@ -122,3 +122,30 @@ def test_disable_dropout_makes_training_mode_passes_equal():
     assert not torch.equal(model(ids).logits, model(ids).logits)      # GPT-2's default dropout 0.1
     disable_dropout(model)
     assert torch.equal(model(ids).logits, model(ids).logits)
+
+
+def test_a_packed_forward_gives_each_real_token_what_the_padded_batch_gives():
+    """Rollouts are left-padded prompts and right-padded answers; run with the padding squeezed out,
+    every real token's logits are the padded batch's (to float rounding), and the rows get shorter."""
+    from rlhfkit.models.lm import packed_forward, position_inputs
+    model, _ = load_causal_lm("models/tldr-base")
+    torch.manual_seed(0)
+    ids = torch.randint(3, 900, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0                  # left padding
+    mask[1, 9:] = 0                  # right padding
+    mask[2, :2] = 0
+    mask[2, 10:] = 0                 # both
+    widths = []
+
+    def forward(i, m):
+        widths.append(i.size(1))
+        return model(input_ids=i, attention_mask=m, **position_inputs(model, m)).logits
+    with torch.no_grad():
+        padded = model(input_ids=ids, attention_mask=mask, **position_inputs(model, mask)).logits
+        packed = packed_forward(forward, ids, mask)
+    real = mask.bool()
+    assert widths == [9] and packed.shape == padded.shape
+    torch.testing.assert_close(packed[real], padded[real], atol=1e-4, rtol=1e-4)
+    # padding columns hold the real token before them, never another row's
+    torch.testing.assert_close(packed[1, 10], packed[1, 8])

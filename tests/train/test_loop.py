@@ -47,3 +47,21 @@ def test_training_lowers_the_loss(tiny_model_dir, tmp_path):
     fit(model, tok, _examples(tok), cfg, tmp_path / "r", job=_job(cfg, tmp_path / "r"))
     losses = [json.loads(line)["loss"] for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 1.0   # at least one nat lower
+
+
+def test_batches_grouped_by_length_cover_each_item_once_and_pad_less():
+    import random
+    from rlhfkit.train.loop import epoch_batches
+    rng = random.Random(0)
+    lengths = [rng.randint(50, 200) for _ in range(1000)]
+    for epoch in range(2):
+        grouped = epoch_batches(1000, epoch, 0, 16, lengths)
+        plain = epoch_batches(1000, epoch, 0, 16)
+        assert sorted(i for b in grouped for i in b) == list(range(1000)) and len(grouped) == len(plain)
+        padded = sum(max(lengths[i] for i in b) * len(b) for b in grouped)
+        assert padded < 0.85 * sum(max(lengths[i] for i in b) * len(b) for b in plain)
+        assert grouped == epoch_batches(1000, epoch, 0, 16, lengths)      # a function of (seed, epoch): resumable
+    assert epoch_batches(1000, 0, 0, 16, lengths) != epoch_batches(1000, 1, 0, 16, lengths)
+    # batches are not served shortest first: the data order stays random
+    means = [sum(lengths[i] for i in b) / len(b) for b in epoch_batches(1000, 0, 0, 16, lengths)]
+    assert sorted(means) != means
