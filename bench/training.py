@@ -13,6 +13,7 @@ the same dtype's measured peak.
 
     python bench/training.py            # markdown table
     python bench/training.py --json
+    python bench/training.py --hidden 192 --layers 4 --intermediate 512 --batch 32 --seq_len 128 --attention sdpa
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=6, help="timed steps (after 2 untimed)")
     ap.add_argument("--peak_size", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--attention", choices=("rlhfkit", "sdpa"), default="rlhfkit",
+                    help="rlhfkit: the attention `fit` uses (models/attention.py); sdpa: transformers' default")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args()
 
@@ -77,7 +80,8 @@ def training_flops(dtype: str) -> tuple[float, float]:
                          max_position_embeddings=max(512, ARGS.seq_len), tie_word_embeddings=True,
                          bos_token_id=1, eos_token_id=2, pad_token_id=0)
     model = LlamaForCausalLM(config).train()
-    use_for_training(model, dtype)        # the attention `fit` gives a bf16 run
+    if ARGS.attention == "rlhfkit":
+        use_for_training(model, dtype)    # the attention `fit` gives a bf16 run
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     examples = [Example(input_ids=ids, labels=ids) for ids in torch.randint(3, 1024, (ARGS.batch, ARGS.seq_len)).tolist()]

@@ -94,3 +94,10 @@ def pad_batch(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
         mask[i, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels,
             "weights": torch.tensor([e.weight for e in examples])}
+
+
+def scored_positions(labels: torch.Tensor) -> int:
+    """How many last positions of a padded batch's logits any loss reads: from the one before the
+    batch's first labelled token on (a prompt's logits are never scored). (B, T) labels -> k <= T."""
+    first = int((labels != IGNORE).long().argmax(dim=1).min())
+    return labels.size(1) - max(first - 1, 0)

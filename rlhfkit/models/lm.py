@@ -150,27 +150,47 @@ def position_inputs(model: PreTrainedModel, attention_mask: torch.Tensor) -> dic
     return {"position_ids": (attention_mask.cumsum(dim=1) - 1).clamp(min=0)}
 
 
-def packed_forward(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], input_ids: torch.Tensor,
-                   attention_mask: torch.Tensor) -> torch.Tensor:
-    """`forward(ids, mask)` -> (B, L, ...) run on each row's real tokens moved to the front (right-padded
-    to the longest row) and returned in the input's layout, (B, T, ...); a padding column holds the
-    output at the real token before it. A batch of rollouts (prompts left-padded to the longest, answers
-    right-padded to the longest) is largely padding, and this way padding costs no compute. Positions
-    come from the mask, so a real token's output is what it was in the padded layout."""
+def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's real tokens moved to the front, in order, right-padded to the longest row:
+    (ids (B, L), mask (B, L), where (B, T): the packed column of each input column's token, or of
+    the real token before it for a padding column). A batch of rollouts (prompts left-padded to the
+    longest, answers right-padded to the longest) is largely padding; packed, padding costs no
+    compute, and as positions come from the mask a real token's output is what it was."""
     real = attention_mask.bool()
     lengths = real.sum(dim=1)
     B, T = input_ids.shape
     L = int(lengths.max())
-    packed = torch.arange(T, device=real.device)[None] < lengths[:, None]
+    where = (real.long().cumsum(dim=1) - 1).clamp(min=0)
+    packed = torch.arange(L, device=real.device)[None] < lengths[:, None]
     if L == T and bool((real == packed).all()):
-        return forward(input_ids, attention_mask)
-    where = (real.long().cumsum(dim=1) - 1).clamp(min=0)          # (B, T) packed column of each token
+        return input_ids, attention_mask, where
     rows = torch.arange(B, device=real.device)[:, None].expand(B, T)
     ids = input_ids.new_zeros((B, L))                                # any id: masked out
     ids[rows[real], where[real]] = input_ids[real]
-    out = forward(ids, packed[:, :L].to(attention_mask.dtype))
-    index = where.view(B, T, *([1] * (out.dim() - 2))).expand(B, T, *out.shape[2:])
+    return ids, packed.to(attention_mask.dtype), where
+
+
+def packed_forward(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], input_ids: torch.Tensor,
+                   attention_mask: torch.Tensor) -> torch.Tensor:
+    """`forward(ids, mask)` -> (B, L, ...) run on the packed rows (`pack`) and returned in the input's
+    layout, (B, T, ...); a padding column holds the output at the real token before it."""
+    ids, mask, where = pack(input_ids, attention_mask)
+    out = forward(ids, mask)
+    if ids is input_ids:
+        return out
+    index = where.view(*where.shape, *([1] * (out.dim() - 2))).expand(*where.shape, *out.shape[2:])
     return out.gather(1, index)
+
+
+def logits_from(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                keep: int) -> torch.Tensor:
+    """The logits of the last `keep` positions, (B, keep, V): the LM head and its softmax are the
+    costly part of a small model's pass, and the positions before are never scored. Models whose
+    forward takes `logits_to_keep` compute only those; others are sliced."""
+    extra = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, **position_inputs(model, attention_mask),
+                   **extra).logits
+    return logits[:, -keep:]
 
 
 def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from rlhfkit.engines import Generation, Sampling, get_engine
-from rlhfkit.models.lm import context_length, packed_forward, position_inputs
+from rlhfkit.models.lm import context_length, logits_from, pack
 from rlhfkit.rollout.types import Experience, one_turn
 
 
@@ -45,11 +45,14 @@ def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
 
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
                     temperature: float) -> torch.Tensor:
-    """Logits / T that predict each of the last n_response tokens: (B, R, V)."""
-    logits = packed_forward(lambda ids, mask: model(input_ids=ids, attention_mask=mask,
-                                                    **position_inputs(model, mask)).logits,
-                            input_ids, attention_mask)
-    return logits[:, -n_response - 1:-1].float() / temperature
+    """Logits / T that predict each of the last n_response tokens: (B, R, V). The rows run packed
+    (no padding) and the LM head only from the first position that predicts a response token."""
+    ids, mask, where = pack(input_ids, attention_mask)
+    before = where[:, -n_response - 1:-1]              # packed column of the token before each response token
+    first = int(before.min())
+    logits = logits_from(model, ids, mask, ids.size(1) - first)
+    index = (before - first).unsqueeze(-1).expand(-1, -1, logits.size(-1))
+    return logits.gather(1, index).float() / temperature
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,

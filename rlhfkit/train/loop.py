@@ -25,10 +25,10 @@ from tqdm import tqdm
 
 from rlhfkit.algorithms.sft import sft_loss
 from rlhfkit.config import TrainConfig
-from rlhfkit.data.collate import Example, pad_batch
+from rlhfkit.data.collate import Example, pad_batch, scored_positions
 from rlhfkit.errors import RunError
 from rlhfkit.models.attention import use_for_training
-from rlhfkit.models.lm import recover_atomic, save_atomic, save_model
+from rlhfkit.models.lm import logits_from, recover_atomic, save_atomic, save_model
 from rlhfkit.train.job import Job, last_good_checkpoint
 
 StepFn = Callable[[Any, list, Any], tuple[torch.Tensor, dict]]
@@ -81,9 +81,11 @@ def example_length(example: Example) -> int:
 def lm_step(model, examples: list[Example], pad_id: int, autocast) -> tuple[torch.Tensor, dict]:
     """The language-modelling step of pretrain and SFT: loss on the labelled tokens."""
     batch = pad_batch(examples, pad_id)
+    labels = batch["labels"]
+    keep = scored_positions(labels)
     with autocast:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    loss, stats = sft_loss(logits, batch["labels"], batch["weights"])
+        logits = logits_from(model, batch["input_ids"], batch["attention_mask"], keep)
+    loss, stats = sft_loss(logits, labels[:, -keep:], batch["weights"])
     stats["seq_tokens"] = int(batch["attention_mask"].sum())
     return loss, stats
 

@@ -24,9 +24,9 @@ from rlhfkit.algorithms import dpo, slic
 from rlhfkit.algorithms.reward import group_pairs
 from rlhfkit.algorithms.sft import IGNORE
 from rlhfkit.config import DPOConfig, SLiCConfig, check_max_len
-from rlhfkit.data.collate import Example, pad_batch
+from rlhfkit.data.collate import Example, pad_batch, scored_positions
 from rlhfkit.data.records import chat_template_of, load_comparisons
-from rlhfkit.models.lm import context_length, disable_dropout, load_causal_lm
+from rlhfkit.models.lm import context_length, disable_dropout, load_causal_lm, logits_from
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import autocast_for, fit
 from rlhfkit.train.reward_model import encode_comparison
@@ -46,8 +46,10 @@ def answers_length(group: Group) -> int:
 def sequence_logprobs(model, examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of log pi over each answer's tokens (N,), answer lengths in tokens (N,))."""
     batch = pad_batch(examples, pad_id)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    targets = batch["labels"][:, 1:]                                   # (N, T-1): token t+1 from position t
+    labels = batch["labels"]
+    keep = scored_positions(labels)
+    logits = logits_from(model, batch["input_ids"], batch["attention_mask"], keep)
+    targets = labels[:, -keep:][:, 1:]                                 # token t+1 from position t
     mask = targets != IGNORE
     logits = logits[:, :-1].float()
     # the target's logit minus the log-normaliser: no second (N, T, V) tensor, which matters with

@@ -149,3 +149,39 @@ def test_a_packed_forward_gives_each_real_token_what_the_padded_batch_gives():
     torch.testing.assert_close(packed[real], padded[real], atol=1e-4, rtol=1e-4)
     # padding columns hold the real token before them, never another row's
     torch.testing.assert_close(packed[1, 10], packed[1, 8])
+
+
+def test_response_logits_read_from_packed_rows_equal_the_padded_batchs():
+    """Only the LM head's last positions are computed, from packed rows: the logits of each response
+    token are those of a full forward over the padded batch."""
+    from rlhfkit.models.lm import position_inputs
+    from rlhfkit.rollout.generate import response_logits
+    model, _ = load_causal_lm("models/tldr-base")
+    torch.manual_seed(1)
+    ids = torch.randint(3, 900, (3, 14))
+    mask = torch.ones_like(ids)
+    mask[0, :5] = 0                  # prompts left-padded (the first 8 columns) ...
+    mask[1, :2] = 0
+    mask[1, 11:] = 0                 # ... answers right-padded (the last 6)
+    mask[2, 12:] = 0
+    with torch.no_grad():
+        full = model(input_ids=ids, attention_mask=mask, **position_inputs(model, mask)).logits[:, -7:-1] / 0.7
+        got = response_logits(model, ids, mask, 6, 0.7)
+    answer = mask[:, -6:].bool()
+    torch.testing.assert_close(got[answer], full[answer], atol=1e-4, rtol=1e-4)
+
+
+def test_the_lm_loss_reads_only_the_scored_positions():
+    from rlhfkit.algorithms.sft import sft_loss
+    from rlhfkit.data.collate import Example, pad_batch, scored_positions
+    from rlhfkit.train.loop import lm_step
+    model, _ = load_causal_lm("models/tldr-base")
+    examples = [Example([1, 5, 6, 7, 8, 9], [-100, -100, -100, 7, 8, 9]),
+                Example([1, 5, 6, 7], [-100, -100, 6, 7])]
+    batch = pad_batch(examples, 0)
+    assert scored_positions(batch["labels"]) == 5          # from the position before the first label (column 2)
+    with torch.no_grad():
+        loss, _ = lm_step(model, examples, 0, torch.autocast("cpu", enabled=False))
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        expected, _ = sft_loss(full, batch["labels"], batch["weights"])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
