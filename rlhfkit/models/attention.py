@@ -48,6 +48,7 @@ def cpu_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tenso
     weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
+
 AttentionInterface.register(NAME, cpu_attention)
 AttentionMaskInterface.register(NAME, sdpa_mask)     # the masks sdpa gets (without one, padding is not masked)
 
