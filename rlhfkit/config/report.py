@@ -144,7 +144,7 @@ class ConversationDemoConfig:
     ceiling_n: int = opt(16, "the selection ceiling's largest n (a power of 2)", ge=1)
     task: TaskConfig = sub(lambda: TaskConfig(n_valid=100), "the world (task.events is set from events)")
     sft: TrainConfig = sub(lambda: TrainConfig(epochs=1.0), "SFT on the mixed-skill transcripts")
-    rm: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=2.0, warmup_steps=10, dtype="bfloat16"),
+    rm: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=2.0, warmup_steps=10),
                           "optimisation of both reward models (batch_size counts rankings)")
     rl: RLAlgoConfig = sub(lambda: RLAlgoConfig(epochs=2, lr=5e-4), "the RL update of ppo and rloo: "
                            "rl.prompts_per_step conversations per iteration for both (rloo: / rl.k openings, k "

@@ -37,8 +37,10 @@ class TrainConfig:
     warmup_steps: int = opt(20, "linear warmup steps", ge=0)
     grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)", ge=0)
     seed: int = opt(0, "seed for initialisation, shuffling and dropout", ge=0)
-    group_by_length: bool = opt(True, "batch items of similar length together (less padding): the shuffled items "
-                                      "are sorted by length within windows of 64 batches, the batches shuffled")
+    group_by_length: bool = opt(False, "batch items of similar length together (less padding): the shuffled items "
+                                       "are sorted by length within windows of 64 batches, the batches shuffled. "
+                                       "Faster, but it changes what is learned where lengths vary widely (README, "
+                                       "'Conversations')")
     dtype: str = opt("float32", "float32 or bfloat16 (autocast); never float16 on CPU", choices=DTYPES)
     checkpoint_every: int = opt(200, "optimizer steps between resumable checkpoints (0: only at the end)", ge=0)
     threads: int = opt(0, "torch CPU threads (0: torch's default)", ge=0)

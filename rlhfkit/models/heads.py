@@ -16,7 +16,8 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from rlhfkit.models.lm import (ModelError, add_pad_token, check_tokenizer, from_pretrained, packed_forward,
-                               position_inputs, resolve_model_dir, save_atomic)
+                               position_inputs, resolve_model_dir, right_pad, save_atomic, shared_prefix_forward,
+                               split_shared_prefix)
 
 def scalar_model_from_lm(path: str | Path):
     """A fresh reward model from a causal-LM directory: its backbone plus a new scalar head.
@@ -73,6 +74,19 @@ def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     last = last_token_index(attention_mask)
     offset = float(getattr(model.config, "reward_offset", 0.0))
     return values.gather(1, last.unsqueeze(1)).squeeze(1) - offset
+
+def group_rewards(model, sequences: list[list[int]], sizes: list[int], pad_id: int) -> torch.Tensor:
+    """The reward of each sequence, (N,), for sequences in groups that share a prompt (a ranking's
+    answers, laid out group after group): `sequence_rewards`' numbers, with each group's shared
+    tokens run through the backbone once (`shared_prefix_forward`)."""
+    batch = split_shared_prefix(sequences, sizes, pad_id)
+    if batch is None:
+        ids, mask = right_pad(sequences, pad_id)
+        return sequence_rewards(model, ids, mask)
+    hidden = shared_prefix_forward(model.base_model, batch).last_hidden_state
+    last = hidden[torch.arange(hidden.size(0)), last_token_index(batch.suffix_mask)]
+    offset = float(getattr(model.config, "reward_offset", 0.0))
+    return score_head(model)(last).squeeze(-1).float() - offset
 
 def save_scalar_model(path: str | Path, model, tokenizer) -> None:
     def write(d: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 import json
 import os
 import shutil
@@ -180,6 +181,86 @@ def packed_forward(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
         return out
     index = where.view(*where.shape, *([1] * (out.dim() - 2))).expand(*where.shape, *out.shape[2:])
     return out.gather(1, index)
+
+
+@dataclass
+class SharedPrefix:
+    """Sequences in groups (a prompt's answers) split where each group's members stop agreeing:
+    every group's shared tokens once, right-padded (G, P), and every sequence's own rest,
+    right-padded (N, S); `group` (N,) says whose prefix a rest continues."""
+    prefix_ids: torch.Tensor
+    prefix_mask: torch.Tensor
+    suffix_ids: torch.Tensor
+    suffix_mask: torch.Tensor
+    group: torch.Tensor
+
+
+def shared_prefix_length(sequences: list[list[int]], limit: int) -> int:
+    """How many leading tokens all of `sequences` share, at most `limit`."""
+    first = sequences[0]
+    for i in range(limit):
+        if any(s[i] != first[i] for s in sequences):
+            return i
+    return limit
+
+
+def consecutive_runs(items: list) -> list[int]:
+    """Lengths of the runs of equal consecutive items: [a, a, b, a] -> [2, 1, 1]."""
+    sizes: list[int] = []
+    for i, item in enumerate(items):
+        if i and item == items[i - 1]:
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+    return sizes
+
+
+def split_shared_prefix(sequences: list[list[int]], sizes: list[int], pad_id: int,
+                        first_needed: list[int] | None = None) -> SharedPrefix | None:
+    """`sequences` laid out group after group (`sizes`), split at each group's shared prefix. A
+    sequence's outputs from position `first_needed[i]` on (default: its last token) stay in its
+    suffix. None when some group shares no token (nothing to save, and an empty prefix row would
+    attend to nothing)."""
+    needed = first_needed if first_needed is not None else [len(s) - 1 for s in sequences]
+    groups, start = [], 0
+    for k in sizes:
+        groups.append(range(start, start + k))
+        start += k
+    cuts = [shared_prefix_length([sequences[i] for i in g], min(needed[i] for i in g)) for g in groups]
+    if min(cuts) <= 0:
+        return None
+    prefix_ids, prefix_mask = right_pad([sequences[g[0]][:c] for g, c in zip(groups, cuts)], pad_id)
+    suffix_ids, suffix_mask = right_pad([sequences[i][c:] for g, c in zip(groups, cuts) for i in g], pad_id)
+    group = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return SharedPrefix(prefix_ids, prefix_mask, suffix_ids, suffix_mask, group)
+
+
+def right_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ids, left-aligned: (ids, mask), (B, longest)."""
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), T), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r)
+        mask[i, :len(r)] = 1
+    return ids, mask
+
+
+def shared_prefix_forward(model: PreTrainedModel, batch: SharedPrefix, **kwargs):
+    """`model`'s output on every suffix (logits for a causal LM, hidden states for a backbone),
+    as a full pass over prefix + suffix would give it, with each shared prefix run once through
+    the backbone: its keys and values (and their gradients) are handed to its group's suffixes
+    as a cache. A prompt's K answers then cost one prompt instead of K."""
+    backbone = model.base_model
+    prefix = backbone(input_ids=batch.prefix_ids, attention_mask=batch.prefix_mask, use_cache=True,
+                      **position_inputs(backbone, batch.prefix_mask))
+    cache = prefix.cache
+    cache.reorder_cache(batch.group)
+    mask = torch.cat([batch.prefix_mask[batch.group], batch.suffix_mask], dim=1)
+    if "position_ids" in inspect.signature(model.forward).parameters:
+        start = batch.prefix_mask.sum(dim=1)[batch.group]
+        kwargs["position_ids"] = start[:, None] + torch.arange(batch.suffix_ids.size(1))[None]
+    return model(input_ids=batch.suffix_ids, attention_mask=mask, cache=cache, use_cache=True, **kwargs)
 
 
 def logits_from(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from rlhfkit.engines import Generation, Sampling, get_engine
-from rlhfkit.models.lm import context_length, logits_from, pack
+from rlhfkit.models.lm import (consecutive_runs, context_length, logits_from, pack, shared_prefix_forward,
+                               split_shared_prefix)
 from rlhfkit.rollout.types import Experience, one_turn
 
 
@@ -45,14 +46,41 @@ def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
 
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
                     temperature: float) -> torch.Tensor:
-    """Logits / T that predict each of the last n_response tokens: (B, R, V). The rows run packed
-    (no padding) and the LM head only from the first position that predicts a response token."""
+    """Logits / T that predict each of the last n_response tokens: (B, R, V). Rows that repeat the
+    row before's prompt (k samples of one prompt) share one pass over it (`shared_prefix_forward`);
+    otherwise the rows run packed (no padding). The LM head runs only from the first position that
+    predicts a response token."""
+    shared = shared_prompt_logits(model, input_ids, attention_mask, n_response)
+    if shared is not None:
+        return shared.float() / temperature
     ids, mask, where = pack(input_ids, attention_mask)
     before = where[:, -n_response - 1:-1]              # packed column of the token before each response token
     first = int(before.min())
     logits = logits_from(model, ids, mask, ids.size(1) - first)
     index = (before - first).unsqueeze(-1).expand(-1, -1, logits.size(-1))
     return logits.gather(1, index).float() / temperature
+
+
+def shared_prompt_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         n_response: int) -> torch.Tensor | None:
+    """`response_logits` (before the temperature) with each run of rows that share a prompt
+    running it once; None when no two consecutive rows share one."""
+    P = input_ids.size(1) - n_response
+    prompt_len = attention_mask[:, :P].sum(dim=1)
+    prompts = [tuple(row[-n:].tolist()) if n else () for row, n in zip(input_ids[:, :P], prompt_len.tolist())]
+    sizes = consecutive_runs(prompts)
+    if max(sizes) == 1:
+        return None
+    rows = [row[m.bool()].tolist() for row, m in zip(input_ids, attention_mask)]
+    batch = split_shared_prefix(rows, sizes, 0, (prompt_len - 1).tolist())     # pad id 0: masked out
+    if batch is None:
+        return None
+    logits = shared_prefix_forward(model, batch).logits                         # (B, S, V)
+    cut = batch.prefix_mask.sum(dim=1)[batch.group]
+    # response token t of row i is predicted at suffix position (prompt length - 1 - cut) + t;
+    # padding columns read the last position (masked out by every user)
+    index = ((prompt_len - 1 - cut)[:, None] + torch.arange(n_response)[None]).clamp(max=logits.size(1) - 1)
+    return logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.size(-1)))
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from rlhfkit.errors import InputError, RunError
-from rlhfkit.models.heads import last_token_index, sequence_rewards, token_values
+from rlhfkit.models.heads import group_rewards, last_token_index, sequence_rewards, token_values
+from rlhfkit.models.lm import consecutive_runs
 from rlhfkit.rollout.generate import token_logprobs
 from rlhfkit.rollout.types import Experience, last_action_token
 
@@ -46,10 +47,15 @@ def with_final_eos(rollout: Experience, eos_id: int, pad_id: int) -> tuple[torch
 
 
 def reward_model_fn(model, tokenizer) -> ScoreFn:
-    """Score with a reward model on the rollout's own tokens (no re-tokenisation)."""
+    """Score with a reward model on the rollout's own tokens (no re-tokenisation). The samples of
+    one prompt in consecutive rows (best-of-n, RSFT, RLOO, GRPO) share one pass over the prompt."""
     def score(rollout: Experience, prompts: list[str]) -> torch.Tensor:
         ids, attn = with_final_eos(rollout, tokenizer.eos_token_id, tokenizer.pad_token_id)
-        return sequence_rewards(model, ids, attn)
+        sizes = consecutive_runs(prompts)
+        if max(sizes) == 1:
+            return sequence_rewards(model, ids, attn)
+        return group_rewards(model, [row[m.bool()].tolist() for row, m in zip(ids, attn)], sizes,
+                             tokenizer.pad_token_id)
     return score
 
 

@@ -26,10 +26,11 @@ from rlhfkit.algorithms.sft import IGNORE
 from rlhfkit.config import DPOConfig, SLiCConfig, check_max_len
 from rlhfkit.data.collate import Example, pad_batch, scored_positions
 from rlhfkit.data.records import chat_template_of, load_comparisons
-from rlhfkit.models.lm import context_length, disable_dropout, load_causal_lm, logits_from
+from rlhfkit.models.lm import (context_length, disable_dropout, load_causal_lm, logits_from, shared_prefix_forward,
+                               split_shared_prefix)
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import autocast_for, fit
-from rlhfkit.train.reward_model import encode_comparison
+from rlhfkit.train.reward_model import encode_comparison, group_chunks
 
 
 @dataclass
@@ -46,10 +47,29 @@ def answers_length(group: Group) -> int:
 def sequence_logprobs(model, examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of log pi over each answer's tokens (N,), answer lengths in tokens (N,))."""
     batch = pad_batch(examples, pad_id)
-    labels = batch["labels"]
-    keep = scored_positions(labels)
+    keep = scored_positions(batch["labels"])
     logits = logits_from(model, batch["input_ids"], batch["attention_mask"], keep)
-    targets = labels[:, -keep:][:, 1:]                                 # token t+1 from position t
+    return answer_logprobs(logits, batch["labels"][:, -keep:])
+
+
+def group_logprobs(model, examples: list[Example], sizes: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sequence_logprobs` of answers in groups that share a prompt (laid out group after group),
+    each group's prompt run through the model once (`shared_prefix_forward`)."""
+    first_scored = [max(next(i for i, x in enumerate(e.labels) if x != IGNORE) - 1, 0) for e in examples]
+    batch = split_shared_prefix([e.input_ids for e in examples], sizes, pad_id, first_scored)
+    if batch is None:
+        return sequence_logprobs(model, examples, pad_id)
+    cuts = batch.prefix_mask.sum(dim=1)[batch.group].tolist()
+    labels = torch.full_like(batch.suffix_ids, IGNORE)
+    for row, (e, c) in enumerate(zip(examples, cuts)):
+        labels[row, :len(e.labels) - c] = torch.tensor(e.labels[c:])
+    return answer_logprobs(shared_prefix_forward(model, batch).logits, labels)
+
+
+def answer_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (N, T, V) of positions whose next tokens are labels[:, 1:] -> (sum of log-probs of
+    the labelled tokens (N,), their number (N,))."""
+    targets = labels[:, 1:]                                            # token t+1 from position t
     mask = targets != IGNORE
     logits = logits[:, :-1].float()
     # the target's logit minus the log-normaliser: no second (N, T, V) tensor, which matters with
@@ -62,31 +82,26 @@ def sequence_logprobs(model, examples: list[Example], pad_id: int) -> tuple[torc
 def reference_groups(ref_model, groups: list[list[Example]], pad_id: int, autocast,
                      batch_size: int = 32) -> list[Group]:
     """Attach the frozen reference's log-probs to every answer, once, under the autocast the
-    policy trains with (so the DPO loss starts at exactly log 2). Answers go in length order, so
-    a batch pads little."""
+    policy trains with (so the DPO loss starts at exactly log 2); whole groups per batch of about
+    `batch_size` answers."""
     ref_model.eval()
-    flat = [ex for g in groups for ex in g]
-    order = sorted(range(len(flat)), key=lambda i: len(flat[i].input_ids))
-    scores = [0.0] * len(flat)
-    for i in tqdm(range(0, len(order), batch_size), desc="reference log-probs", unit="batch", dynamic_ncols=True):
-        idx = order[i:i + batch_size]
+    out: list[Group] = []
+    chunks = list(group_chunks(groups, batch_size))
+    for chunk in tqdm(chunks, desc="reference log-probs", unit="batch", dynamic_ncols=True):
+        sizes = [len(g) for g in chunk]
         with autocast:
-            logp = sequence_logprobs(ref_model, [flat[j] for j in idx], pad_id)[0]
-        for j, x in zip(idx, logp.tolist()):
-            scores[j] = x
-    out, start = [], 0
-    for g in groups:
-        out.append(Group(g, scores[start:start + len(g)]))
-        start += len(g)
+            logp = group_logprobs(ref_model, [ex for g in chunk for ex in g], sizes, pad_id)[0]
+        out += [Group(g, x.tolist()) for g, x in zip(chunk, logp.split(sizes))]
     return out
 
 
 def _pairs(model, groups: list[Group], pad_id: int, autocast):
     """Log-probs of the better and worse answer of every ranked pair, their references and weights."""
+    sizes = [len(g.answers) for g in groups]
     with autocast:
-        logp, lengths = sequence_logprobs(model, [ex for g in groups for ex in g.answers], pad_id)
+        logp, lengths = group_logprobs(model, [ex for g in groups for ex in g.answers], sizes, pad_id)
     ref = torch.tensor([x for g in groups for x in g.ref_logprobs])
-    chosen, rejected, weights = group_pairs([len(g.answers) for g in groups])
+    chosen, rejected, weights = group_pairs(sizes)
     return logp, lengths, ref, chosen, rejected, torch.tensor(weights)
 
 

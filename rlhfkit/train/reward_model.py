@@ -16,9 +16,9 @@ import torch
 
 from rlhfkit.algorithms.reward import ranking_loss
 from rlhfkit.config import RMConfig, check_max_len
-from rlhfkit.data.collate import encode_record, pad_batch
+from rlhfkit.data.collate import encode_record
 from rlhfkit.data.records import Comparison, chat_template_of, load_comparisons
-from rlhfkit.models.heads import save_scalar_model, scalar_model_from_lm, sequence_rewards
+from rlhfkit.models.heads import group_rewards, save_scalar_model, scalar_model_from_lm
 from rlhfkit.models.lm import context_length
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit
@@ -31,28 +31,36 @@ def encode_comparison(c: Comparison, tokenizer, max_len: int) -> Group:
 
 
 def rm_step(model, groups: list[Group], pad_id: int, autocast, center: float = 0.0) -> tuple[torch.Tensor, dict]:
-    flat = [ex for g in groups for ex in g]
-    batch = pad_batch(flat, pad_id)
+    flat = [ex.input_ids for g in groups for ex in g]
     with autocast:
-        rewards = sequence_rewards(model, batch["input_ids"], batch["attention_mask"])
+        rewards = group_rewards(model, flat, [len(g) for g in groups], pad_id)
     loss, stats = ranking_loss(rewards, [len(g) for g in groups], center)
-    stats["seq_tokens"] = int(batch["attention_mask"].sum())
+    stats["seq_tokens"] = sum(len(ids) for ids in flat)
     return loss, stats
+
+
+def group_chunks(groups: list[list], batch_size: int):
+    """Consecutive runs of whole groups, each of at most `batch_size` items (or one larger group)."""
+    chunk: list[list] = []
+    for g in groups:
+        if chunk and sum(map(len, chunk)) + len(g) > batch_size:
+            yield chunk
+            chunk = []
+        chunk.append(g)
+    if chunk:
+        yield chunk
 
 
 @torch.no_grad()
 def score_groups(model, groups: list[Group], pad_id: int, batch_size: int = 64) -> list[list[float]]:
-    """Rewards of every answer of every group, in order."""
+    """Rewards of every answer of every group, in order; whole groups per batch of at most
+    `batch_size` answers."""
     model.eval()
-    flat = [ex for g in groups for ex in g]
-    scores: list[float] = []
-    for i in range(0, len(flat), batch_size):
-        batch = pad_batch(flat[i:i + batch_size], pad_id)
-        scores += sequence_rewards(model, batch["input_ids"], batch["attention_mask"]).tolist()
-    out, start = [], 0
-    for g in groups:
-        out.append(scores[start:start + len(g)])
-        start += len(g)
+    out: list[list[float]] = []
+    for chunk in group_chunks(groups, batch_size):
+        sizes = [len(g) for g in chunk]
+        rewards = group_rewards(model, [ex.input_ids for g in chunk for ex in g], sizes, pad_id)
+        out += [r.tolist() for r in rewards.split(sizes)]
     return out
 
 

@@ -48,7 +48,8 @@ from rlhfkit.config import RLConfig
 from rlhfkit.errors import RunError
 from rlhfkit.models.attention import use_for_training
 from rlhfkit.models.heads import load_reward_model, load_scalar_model, scalar_model_from_lm
-from rlhfkit.models.lm import context_length, disable_dropout, load_causal_lm, save_atomic, save_model
+from rlhfkit.models.lm import (consecutive_runs, context_length, disable_dropout, load_causal_lm, save_atomic,
+                               save_model)
 from rlhfkit.rollout.episodes import play_episodes
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.prompts import load_prompts
@@ -83,6 +84,16 @@ def same_precision_logprobs(policy, r: Experience, temperature: float) -> Experi
 
 
 # ---- 4. update -----------------------------------------------------------------------------
+def minibatches(exp: Experience, size: int) -> list[torch.Tensor]:
+    """Row indices of shuffled minibatches of `size` rows. The samples of one prompt (consecutive
+    rows, as RLOO and GRPO lay them out) stay next to each other, so a minibatch runs each prompt
+    once (`response_logits`); with one sample per prompt this is a plain shuffle of the rows."""
+    prompts = [tuple(row[m.bool()].tolist()) for row, m in zip(exp.prompt_ids, exp.prompt_mask)]
+    sizes = consecutive_runs(prompts)
+    groups = torch.arange(len(prompts)).split(sizes)
+    return torch.cat([groups[g] for g in torch.randperm(len(groups)).tolist()]).split(size)
+
+
 def update(method: ModuleType, policy, value_model, optimizer, exp: Experience, beta: float, temperature: float,
            cfg, own, params: list, guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
     """`epochs` passes of shuffled minibatches, each scored by the algorithm's loss() (`cfg` the shared
@@ -92,7 +103,7 @@ def update(method: ModuleType, policy, value_model, optimizer, exp: Experience, 
     logs: dict[str, list[float]] = {}
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     for _ in range(cfg.epochs):
-        for index in torch.randperm(exp.input_ids.size(0)).split(cfg.minibatch_size):
+        for index in minibatches(exp, cfg.minibatch_size):
             mb = exp.rows(index)
             with autocast:
                 logits = response_logits(policy, mb.input_ids, mb.attention_mask, R, temperature)  # (b, R, V) float32

@@ -24,10 +24,12 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
 
 from rlhfkit.config import (BestOfNConfig, DPOConfig, RLAlgoConfig, RLConfig, RMConfig, RSFTConfig, RWSFTConfig,
                             SampleConfig, SFTConfig, SLiCConfig, TrainConfig)
-from rlhfkit.models.heads import load_scalar_model, scalar_model_from_lm, sequence_rewards
-from rlhfkit.models.lm import load_causal_lm, save_model
+from rlhfkit.data.records import Comparison
+from rlhfkit.models.heads import group_rewards, load_scalar_model, scalar_model_from_lm, sequence_rewards
+from rlhfkit.models.lm import load_causal_lm, right_pad, save_model
 from rlhfkit.rollout.generate import encode_prompts, token_logprobs
 from rlhfkit.train import best_of_n, preference, rejection, reward_model, rl, sft
+from rlhfkit.train.reward_model import encode_comparison
 
 END = "<|endoftext|>"
 SHAPE = dict(num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=512)
@@ -134,6 +136,64 @@ def test_left_padding_gives_the_logprobs_and_rewards_of_no_padding(arch, base):
         torch.testing.assert_close(padded, single, atol=1e-5, rtol=0)
         torch.testing.assert_close(sequence_rewards(rm, ids, mask)[0], sequence_rewards(rm, alone, alone_mask)[0],
                                    atol=1e-5, rtol=0)
+
+
+def test_rewards_with_shared_prompts_run_once_equal_the_full_pass_and_its_gradients(arch, base):
+    rm, tok = scalar_model_from_lm(base)
+    rm.train()
+    def enc(text):
+        return [tok.bos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]
+    # two prompts of different lengths, 3 and 2 answers of different lengths (padding on both sides)
+    groups = [[enc("post: we ordered pizza. tl;dr:" + a) for a in (" pizza.", " we ate a lot of pizza.", " sad.")],
+              [enc("post: the bus was late again today. tl;dr:" + a) for a in (" late bus.", " i walked.")]]
+    seqs = [s for g in groups for s in g]
+    ids, mask = right_pad(seqs, tok.pad_token_id)
+    full = sequence_rewards(rm, ids, mask)
+    full_grads = torch.autograd.grad(full.sum(), list(rm.parameters()), allow_unused=True)
+    shared = group_rewards(rm, seqs, [3, 2], tok.pad_token_id)
+    shared_grads = torch.autograd.grad(shared.sum(), list(rm.parameters()), allow_unused=True)
+    torch.testing.assert_close(shared, full, atol=1e-5, rtol=0)
+    for a, b in zip(full_grads, shared_grads):
+        if a is not None:
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
+def test_answer_logprobs_with_shared_prompts_run_once_equal_the_full_pass_and_its_gradients(arch, base):
+    model, tok = load_causal_lm(base)
+    model.train()
+    # the first two answers share their first word: it is scored, so it must not go into the shared prefix
+    groups = [Comparison("post: we ordered pizza. tl;dr:", (" we ate pizza.", " we ordered a lot of pizza.", " sad.")),
+              Comparison("post: the bus was late again today. tl;dr:", (" late bus.", " i walked."))]
+    examples = [ex for c in groups for ex in encode_comparison(c, tok, 512)]
+    full, n_full = preference.sequence_logprobs(model, examples, tok.pad_token_id)
+    full_grads = torch.autograd.grad(full.sum(), list(model.parameters()), allow_unused=True)
+    shared, n_shared = preference.group_logprobs(model, examples, [3, 2], tok.pad_token_id)
+    shared_grads = torch.autograd.grad(shared.sum(), list(model.parameters()), allow_unused=True)
+    assert n_shared.tolist() == n_full.tolist()
+    torch.testing.assert_close(shared, full, atol=1e-4, rtol=0)
+    for a, b in zip(full_grads, shared_grads):
+        if a is not None:
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
+def test_samples_of_one_prompt_get_the_logprobs_and_gradients_of_each_alone(arch, base):
+    # rows 0-1 sample one prompt, row 2 another (left-padded): the first two share a pass over their prompt
+    model, tok = load_causal_lm(base)
+    short, long = "post: we ordered pizza.", "post: my friend fixed the sink at work."
+    prompt_ids, prompt_mask = encode_prompts([long, long, short], tok, 64)
+    answers = [tok(a, add_special_tokens=False)["input_ids"] for a in (" the sink.", " a friend helped.", " pizza.")]
+    R = max(map(len, answers))
+    response = torch.tensor([a + [tok.pad_token_id] * (R - len(a)) for a in answers])
+    response_mask = (response != tok.pad_token_id).long()
+    ids, mask = torch.cat([prompt_ids, response], 1), torch.cat([prompt_mask, response_mask], 1)
+    together = token_logprobs(model, ids, mask, R, 0.7) * response_mask
+    grads = torch.autograd.grad(together.sum(), list(model.parameters()), allow_unused=True)
+    alone = torch.cat([token_logprobs(model, ids[i:i + 1], mask[i:i + 1], R, 0.7) for i in range(3)]) * response_mask
+    alone_grads = torch.autograd.grad(alone.sum(), list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+    for a, b in zip(alone_grads, grads):
+        if a is not None:
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
 
 
 def test_sampled_distribution_is_the_one_log_probs_are_computed_from(arch, base):

@@ -6,7 +6,7 @@ from tokenizers import Tokenizer
 from transformers import (AutoTokenizer, BloomConfig, GPT2Config, LlamaConfig, PhiConfig, PhiForCausalLM,
                           PreTrainedTokenizerFast)
 
-from rlhfkit.models.lm import ModelError, context_length, load_causal_lm, save_atomic, save_model
+from rlhfkit.models.lm import ModelError, consecutive_runs, context_length, load_causal_lm, save_atomic, save_model
 
 
 def test_a_tokenizer_that_does_not_match_is_refused(tiny_model_dir, tmp_path, tiny_tokenizer):
@@ -185,3 +185,8 @@ def test_the_lm_loss_reads_only_the_scored_positions():
         full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         expected, _ = sft_loss(full, batch["labels"], batch["weights"])
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_consecutive_runs():
+    assert consecutive_runs(["a", "a", "b", "a", "a", "a"]) == [2, 1, 3]
+    assert consecutive_runs(["a"]) == [1]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rlhfkit.errors import InputError, RunError
-from rlhfkit.rollout.score import load_reward_fn, python_reward_fn, with_final_eos
+from rlhfkit.rollout.score import load_reward_fn, python_reward_fn, reward_model_fn, with_final_eos
 from rlhfkit.rollout.types import Experience, one_turn
 
 EOS, PAD = 2, 0
@@ -122,3 +122,20 @@ def test_values_are_read_on_the_rewards_scale(tiny_model_dir):
         model.config.reward_offset = 0.75                          # as `rlhfkit rm` leaves it
         values = response_values(model, ids, attn, mask)
     torch.testing.assert_close(values, (raw - 0.75) * mask)
+
+
+def test_samples_of_one_prompt_are_scored_as_alone(tiny_model_dir):
+    # rows 0-2 answer one prompt, row 3 another (left-padded): the shared-prompt pass reads what each row alone gives
+    from rlhfkit.models.heads import scalar_model_from_lm, sequence_rewards
+    model, tok = scalar_model_from_lm(tiny_model_dir)
+    model.eval()
+    r = one_turn(prompt_ids=torch.tensor([[5, 6, 7]] * 3 + [[PAD, 8, 9]]),
+                 prompt_mask=torch.tensor([[1, 1, 1]] * 3 + [[0, 1, 1]]),
+                 response_ids=torch.tensor([[11, EOS, PAD], [12, 13, 14], [15, EOS, PAD], [16, 17, EOS]]),
+                 response_mask=torch.tensor([[1, 1, 0], [1, 1, 1], [1, 1, 0], [1, 1, 1]]),
+                 logprobs=torch.zeros(4, 3), texts=["", "", "", ""], ended=torch.tensor([True, False, True, True]))
+    with torch.no_grad():
+        shared = reward_model_fn(model, tok)(r, ["p", "p", "p", "q"])
+        ids, attn = with_final_eos(r, tok.eos_token_id, tok.pad_token_id)
+        alone = torch.cat([sequence_rewards(model, ids[i:i + 1], attn[i:i + 1]) for i in range(4)])
+    torch.testing.assert_close(shared, alone, atol=1e-5, rtol=0)

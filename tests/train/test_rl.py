@@ -5,6 +5,7 @@ import torch
 
 from rlhfkit.config import RLAlgoConfig, RLConfig, SampleConfig, TaskConfig
 from rlhfkit.models.lm import load_causal_lm
+from rlhfkit.rollout.types import one_turn
 from rlhfkit.train import rl
 
 
@@ -89,3 +90,20 @@ def test_value_warm_up_holds_the_policy_still(tiny_model_dir, tmp_path):
     assert log[2]["approx_kl"] > 1e-6
     start, end = load_causal_lm(tiny_model_dir)[0], load_causal_lm(tmp_path / "out")[0]
     assert any(not torch.equal(a, b) for a, b in zip(start.state_dict().values(), end.state_dict().values()))
+
+
+def test_minibatches_shuffle_prompts_and_keep_each_prompts_samples_together():
+    # 3 prompts x 2 samples (the middle one left-padded), then 2 one-sample prompts
+    prompts = torch.tensor([[5, 6]] * 2 + [[0, 7]] * 2 + [[8, 9]] * 2 + [[5, 5], [6, 6]])
+    exp = one_turn(prompts, (prompts != 0).long(), torch.ones(8, 1, dtype=torch.long), torch.ones(8, 1),
+                   torch.zeros(8, 1), [""] * 8, torch.ones(8, dtype=torch.bool))
+    torch.manual_seed(0)
+    orders = set()
+    for _ in range(20):
+        batches = rl.minibatches(exp, 4)
+        rows = torch.cat(batches).tolist()
+        assert [len(b) for b in batches] == [4, 4] and sorted(rows) == list(range(8))
+        for pair in ((0, 1), (2, 3), (4, 5)):
+            assert abs(rows.index(pair[0]) - rows.index(pair[1])) == 1
+        orders.add(tuple(rows))
+    assert len(orders) > 5
