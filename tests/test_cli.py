@@ -128,8 +128,10 @@ def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
 
 
 def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
+    # every sampling method at 32 reward-scored samples: ppo 4 iterations of 8, grpo 2 of 8 x 2, rsft 2 rounds
+    # of 8 prompts x 2, rwsft 16 prompts x 2
     args = ["demo", "--out", tmp_path / "demo", "--base_model", tiny_model_dir, "--methods", "all,grpo",
-            "--n_prompts", "16", "--label_budget", "60", "--rl.steps", "2", "--rl.prompts_per_step", "8",
+            "--n_prompts", "16", "--label_budget", "60", "--samples", "32", "--rl.prompts_per_step", "8",
             "--rl.k", "2", "--eval.max_new_tokens", "16", "--sft.epochs", "0.5", "--rm.epochs", "0.5",
             "--bon_n", "4", "--sample_n", "2", "--rsft_rounds", "2", "--pref.epochs", "0.5", "--sl.epochs", "0.5",
             *TINY_TASK]
@@ -141,14 +143,30 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     by_difference = results["reward_model"]["accuracy_vs_gold_by_difference"]
     assert set(by_difference) == {"contradiction", "coverage", "invention", "other"}
     assert sum(c["n"] for c in by_difference.values()) >= 1    # every pair the judge tells apart counts somewhere
-    assert len(results["curves"]["ppo"][0]) == 2 and "gold" in results["curves"]["ppo"][0][0]
+    assert len(results["curves"]["ppo"][0]) == 4 and "gold" in results["curves"]["ppo"][0][0]
     claims = results["claims"]
     assert set(claims) == {"scoring_vs_generating", "constrained_sl", "negation", "rl_beats_sl"}
     assert all(isinstance(c["supported"], bool) and c["evidence"] for c in claims.values())
     assert [p["n"] for p in results["gold_vs_kl"]["bon"]["points"]] == [1, 2, 4]
+    # what each method spent: labels through the reward model or directly, samples, steps, tokens
+    budget = {m: results["methods"][m]["budget"] for m in ("sft", "bon", "rsft", "dpo", "ppo", "grpo")}
+    comparisons = results["reward_model"]["comparisons"]
+    assert budget["sft"]["comparisons"] == 0 and budget["sft"]["samples"] == 0 and budget["sft"]["optimizer_steps"] > 0
+    assert all(budget[m]["comparisons"] == comparisons for m in ("bon", "rsft", "dpo", "ppo", "grpo"))
+    bon_spent = {k: budget["bon"][k] for k in ("samples", "reward_calls", "optimizer_steps", "answer_tokens")}
+    assert bon_spent == {"samples": 16 * 4, "reward_calls": 16 * 4, "optimizer_steps": 0, "answer_tokens": 0}
+    assert budget["bon"]["inference_time"]
+    assert all(results["methods"][m]["budget"]["samples"] == results["methods"][m]["budget"]["reward_calls"] == 32
+               for m in ("rsft", "rwsft", "ppo", "grpo"))
+    assert budget["dpo"]["samples"] == 0 and budget["dpo"]["answer_tokens"] > 0
+    assert budget["ppo"]["optimizer_steps"] == 4 * 2                                        # iterations x epochs
+    action_tokens = sum(line["length"] * 8 for line in results["curves"]["ppo"][0])
+    assert budget["ppo"]["answer_tokens"] == pytest.approx(2 * action_tokens)              # each epoch trains them
+    assert all(b["seconds"] > 0 and b["kl_to_sft"] is not None for b in budget.values())
     html = (tmp_path / "demo" / "report.html").read_text()
     md = (tmp_path / "demo" / "report.md").read_text()
     assert html.count("<img src='data:image/png;base64,") >= 5 and "| dpo |" in md and "Why RL" in md
+    assert "## Budgets" in md and "| bon (inference time) |" in md and "<h2>Budgets</h2>" in html
     assert "pairs that differ in contradictions" in md
     seed_md = (tmp_path / "demo" / "seed0" / "report.md").read_text()
     assert "## Reward model" in seed_md and "## RL training" in seed_md

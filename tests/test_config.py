@@ -295,3 +295,12 @@ def test_an_algorithms_own_options_live_in_its_section(tmp_path, capsys):
         parse(RLConfig, ["--config", yaml_file(tmp_path, "rl:\n  vf_coef: 0.2\n")])
     with pytest.raises(ConfigError, match="ppo.lam must be <= 1"):
         parse(DemoConfig, ["--ppo.lam", "2"])
+
+
+def test_demo_samples_set_every_sampling_methods_budget_or_name_what_it_must_divide():
+    cfg = DemoConfig(methods="all,grpo", samples=2560)
+    cfg.validate()
+    units = {m: cfg.samples_per_unit(m) for m in ("rsft", "rwsft", "ppo", "grpo", "dpo", "bon")}
+    assert units == {"rsft": 2 * 8, "rwsft": 8, "ppo": 64, "grpo": 64 * 4, "dpo": 0, "bon": 0}
+    with pytest.raises(ConfigError, match=r"samples \(100\) must be a multiple of 64, the samples ppo draws"):
+        DemoConfig(samples=100).validate()

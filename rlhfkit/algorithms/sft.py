@@ -25,4 +25,4 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor |
     if weights is not None:
         nll = nll * weights.to(nll.dtype).unsqueeze(1)
     loss = nll.sum() / n_tokens
-    return loss, {"loss": loss.item(), "tokens": int(n_tokens)}
+    return loss, {"loss": loss.item(), "answer_tokens": int(n_tokens)}

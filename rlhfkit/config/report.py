@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
 from rlhfkit.config.sections import (RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig, TaskConfig,
                                      TrainConfig)
@@ -80,6 +81,11 @@ class DemoConfig:
     rwsft_alpha: float = opt(0.5, "rwsft's weight on the demonstrations' text loss", ge=0)
     sl: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10, dtype="bfloat16"),
                           "optimisation of rsft (each round) and rwsft")
+    samples: int = opt(0, "reward-model-scored samples every training method that samples draws, for comparisons "
+                          "at equal budget: sets the RL methods' rl.steps (episodes = steps x rl.prompts_per_step, "
+                          "x rl.k for rloo and grpo), rsft's prompts per round (rounds x prompts x sample_n) and "
+                          "rwsft's prompts (prompts x sample_n); 0: each method's own settings. Best-of-n, an "
+                          "inference-time method, keeps bon_n per test prompt", ge=0)
     eval: SampleConfig = sub(SampleConfig, "sampling, for rollouts and for evaluation")
 
     def validate(self) -> None:
@@ -89,6 +95,17 @@ class DemoConfig:
                 raise ConfigError(f"methods: unknown method {m!r}; choose from {', '.join(METHODS)} or 'all'")
             if m in RL_METHODS:
                 self.rl.validate(m)
+            per_unit = self.samples_per_unit(m)
+            if self.samples and per_unit and self.samples % per_unit:
+                raise ConfigError(f"samples ({self.samples}) must be a multiple of {per_unit}, the samples {m} draws "
+                                  "per RL iteration (or rsft round prompt, or rwsft prompt)")
+
+    def samples_per_unit(self, method: str) -> int:
+        """What one unit of a sampling method's budget draws: an RL iteration's episodes, rsft's
+        rounds x sample_n per prompt of a round, rwsft's sample_n per prompt; 0 for the others."""
+        if method in RL_METHODS:
+            return self.rl.prompts_per_step * (self.rl.k if RL_ALGORITHMS[method].grouped else 1)
+        return {"rsft": self.rsft_rounds * self.sample_n, "rwsft": self.sample_n}.get(method, 0)
         if self.n_prompts > self.task.n_test:
             raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
 

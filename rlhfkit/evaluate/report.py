@@ -34,6 +34,26 @@ METHOD_HEADER = ["method", "win rate vs reference [95% CI]", "gold score", "KL t
                  "omission", "contradiction", "invention", "no EOS", "prompts"]
 
 
+BUDGET_HEADER = ["method", "comparisons labelled", "fresh samples", "reward-model calls", "optimizer steps",
+                 "answer tokens trained", "wall seconds", "KL to SFT (nats)"]
+BUDGET_NOTE = ("What each method spent beyond the shared SFT, labels and reward model (means over seeds). Samples "
+               "and reward-model calls of a method marked *inference time* are paid again for every query: "
+               "best-of-n draws and scores n answers per prompt, here on the test prompts themselves.")
+
+
+def budget_rows(methods: dict) -> list[list[str]]:
+    rows = []
+    for name, m in methods.items():
+        b = m.get("budget")
+        if not b:
+            continue
+        label = f"{name} (inference time)" if b.get("inference_time") else name
+        rows.append([label, *(f"{b[k]:,.0f}" if k in b else "-" for k in
+                              ("comparisons", "samples", "reward_calls", "optimizer_steps", "answer_tokens", "seconds")),
+                     _fmt(b.get("kl_to_sft"), 2)])
+    return rows
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -133,6 +153,8 @@ def _why_rl(results: dict) -> list[tuple[str, str, tuple | None]]:
 
 def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
     parts = ["# rlhfkit report", _intro(results), "## Methods", _md_table(METHOD_HEADER, methods_rows(results["methods"]))]
+    if budget_rows(results["methods"]):
+        parts += ["## Budgets", BUDGET_NOTE, _md_table(BUDGET_HEADER, budget_rows(results["methods"]))]
     if "reward_model" in results:
         parts += ["## Reward model", _md_table(["measure", "value"], _rm_rows(results["reward_model"]))]
     if results.get("curves"):
@@ -259,6 +281,9 @@ def write_html(path: Path, results: dict, examples: list[dict]) -> None:
              "pre{white-space:pre-wrap;background:#f6f6f6;padding:8px}</style>",
              "<h1>rlhfkit report</h1>", f"<p>{html.escape(_intro(results))}</p>", "<h2>Methods</h2>",
              _html_table(METHOD_HEADER, methods_rows(results["methods"]))]
+    if budget_rows(results["methods"]):
+        parts += ["<h2>Budgets</h2>", f"<p>{html.escape(BUDGET_NOTE)}</p>",
+                  _html_table(BUDGET_HEADER, budget_rows(results["methods"]))]
     if "reward_model" in results:
         parts += ["<h2>Reward model</h2>", _html_table(["measure", "value"], _rm_rows(results["reward_model"]))]
     if results.get("curves"):

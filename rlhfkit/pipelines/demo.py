@@ -91,9 +91,9 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     task, clock = cfg.task, Stopwatch()
     # ---- 1. SFT on the reference TL;DRs
     # (each stage skips its own finished job, resumes its checkpoint, or refuses another job's)
-    sft.run(SFTConfig(model=cfg.base_model, data=str(data / "sft_train.jsonl"),
-                      valid_data=str(data / "sft_valid.jsonl"), out=str(d / "sft"), resume=cfg.resume, task=task,
-                      train=replace(cfg.sft, seed=seed)))
+    sft_result = sft.run(SFTConfig(model=cfg.base_model, data=str(data / "sft_train.jsonl"),
+                                   valid_data=str(data / "sft_valid.jsonl"), out=str(d / "sft"), resume=cfg.resume,
+                                   task=task, train=replace(cfg.sft, seed=seed)))
     clock.lap("sft")
     # ---- 2. Sample K answers per prompt from SFT; the simulated labelers rank them
     train_posts = make_split(task.seed, "train", task.n_train)
@@ -127,8 +127,12 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     results = evaluate.run(EvalConfig(policies=",".join(f"{k}={v}" for k, v in policies.items()),
                                       kl_ref=str(d / "sft"), out=str(d), n_prompts=cfg.n_prompts, task=task,
                                       sample=cfg.eval))
+    extra["sft"] = {"budget": spent(sft_result)}
+    comparisons = rm_report["comparisons"]
     for method, info in extra.items():
         results["methods"][method].update(info)
+        results["methods"][method]["budget"].update(comparisons=0 if method == "sft" else comparisons,
+                                                    kl_to_sft=results["methods"][method]["kl_to_sft"])
     results["reward_model"] = rm_report
     results["curves"] = {a: [json.loads(line) for line in (d / a / "log.jsonl").read_text().splitlines()]
                          for a in cfg.method_list if a in RL_METHODS}
@@ -163,35 +167,44 @@ def train_method(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: 
     sft_dir, rm_dir, labels, out, task = str(d / "sft"), str(d / "rm"), d / "labels", str(d / method), cfg.task
     sample = replace(cfg.eval, seed=20_000 + seed)        # the methods' own draws, not the eval's
     if method == "bon":     # on the eval prompts, at the eval's temperature
-        bon.run(BestOfNConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.bon_n, n_prompts=cfg.n_prompts, out=out,
-                              resume=cfg.resume, task=task, sample=sample))
-        return str(d / method / "completions.jsonl"), {}
+        r = bon.run(BestOfNConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.bon_n, n_prompts=cfg.n_prompts, out=out,
+                                  resume=cfg.resume, task=task, sample=sample))
+        return str(d / method / "completions.jsonl"), {"budget": spent(r) | {"inference_time": True}}
     if method in ("dpo", "ipo"):
         r = preference.run_dpo(DPOConfig(model=sft_dir, data=str(labels / "rankings.jsonl"),
                                          valid_data=str(labels / "valid.jsonl"), out=out, loss=method,
                                          resume=cfg.resume,
                                          beta=cfg.dpo_beta if method == "dpo" else cfg.ipo_beta,
                                          train=replace(cfg.pref, seed=seed)))
-        return out, {"ranking_accuracy": r["valid_accuracy"]}
+        return out, {"ranking_accuracy": r["valid_accuracy"], "budget": spent(r)}
     if method == "slic":
         r = preference.run_slic(SLiCConfig(model=sft_dir, data=str(labels / "rankings.jsonl"),
                                            valid_data=str(labels / "valid.jsonl"), out=out, resume=cfg.resume,
                                            train=replace(cfg.pref, seed=seed)))
-        return out, {"ranking_accuracy": r["valid_accuracy"]}
+        return out, {"ranking_accuracy": r["valid_accuracy"], "budget": spent(r)}
+    units = cfg.samples // cfg.samples_per_unit(method) if cfg.samples and cfg.samples_per_unit(method) else None
     if method == "rsft":
-        rejection.run_rsft(RSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, rounds=cfg.rsft_rounds,
+        r = rejection.run_rsft(RSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, rounds=cfg.rsft_rounds,
                                       out=out, resume=cfg.resume, task=task, sample=sample,
+                                      **({"prompts_per_round": units} if units else {}),
                                       train=replace(cfg.sl, seed=seed)))
-        return out, {}
+        return out, {"budget": spent(r)}
     if method == "rwsft":
-        rejection.run_rwsft(RWSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, tau=cfg.rwsft_tau,
+        r = rejection.run_rwsft(RWSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, tau=cfg.rwsft_tau,
                                         alpha=cfg.rwsft_alpha, out=out, resume=cfg.resume, task=task, sample=sample,
-                                        train=replace(cfg.sl, seed=seed)))
-        return out, {}
-    rl.run(RLConfig(algo=method, policy=sft_dir, reward_model=rm_dir, out=out, resume=cfg.resume, task=task,
-                    rl=replace(cfg.rl, seed=seed), ppo=cfg.ppo, grpo=cfg.grpo, sample=cfg.eval),
+                                        **({"n_prompts": units} if units else {}), train=replace(cfg.sl, seed=seed)))
+        return out, {"budget": spent(r)}
+    r = rl.run(RLConfig(algo=method, policy=sft_dir, reward_model=rm_dir, out=out, resume=cfg.resume, task=task,
+                    rl=replace(cfg.rl, seed=seed, **({"steps": units} if units else {})), ppo=cfg.ppo, grpo=cfg.grpo,
+                    sample=cfg.eval),
            on_step=gold_hook(train_posts))
-    return out, {}
+    return out, {"budget": spent(r)}
+
+
+def spent(result: dict) -> dict:
+    """A stage's budget (`train.loop.budget`) and wall seconds; a job finished by an older rlhfkit
+    recorded neither."""
+    return dict(result.get("budget", {})) | ({"seconds": result["seconds"]} if "seconds" in result else {})
 
 
 def score_reward_model(rm_dir: Path, posts: list[Post], records: list[dict]) -> dict:
@@ -240,6 +253,8 @@ def aggregate(per_seed: list[dict]) -> dict:
         }
         if "ranking_accuracy" in rows[0]:
             methods[name]["ranking_accuracy"] = statistics.fmean(r["ranking_accuracy"] for r in rows)
+        if all("budget" in r for r in rows):
+            methods[name]["budget"] = mean_tree([r["budget"] for r in rows])
     rm = {k: statistics.fmean(r["reward_model"][k] for r in per_seed)
           for k in ("accuracy_vs_labels", "accuracy_vs_gold", "labeler_agreement")}
     rm.update({k: first["reward_model"][k] for k in ("calibration", "length_correlation", "comparisons", "n_pairs")})

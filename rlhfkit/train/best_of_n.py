@@ -26,6 +26,7 @@ from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.rollout.score import reward_model_fn
 from rlhfkit.tasks.base import TASKS
 from rlhfkit.train.job import Job
+from rlhfkit.train.loop import budget
 
 NO_EOS_SCORE = -1.0   # the RL stage's EOS-trick penalty: an unfinished answer is never the best
 
@@ -80,5 +81,7 @@ def run(cfg: BestOfNConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     job.claim()
     write_jsonl(out / "completions.jsonl", records)
+    drawn = len(prompts) * cfg.n      # at inference time: n samples and n reward-model calls per query
     return job.finish({"prompts": len(prompts), "n": cfg.n, "kl_to_sft": kl, "mean_best_score": scores.max(1).values.mean().item(),
-            "mean_score": scores.mean().item(), "out": str(out / "completions.jsonl")})
+                       "mean_score": scores.mean().item(), "budget": budget(samples=drawn, reward_calls=drawn),
+                       "out": str(out / "completions.jsonl")})

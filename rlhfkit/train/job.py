@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,7 @@ class Job:
     fingerprint: dict
     resume: bool = True
     result: dict | None = None      # the recorded result when this job had already finished
+    started: float = dataclasses.field(default_factory=time.time)
 
     @classmethod
     def begin(cls, stage: str, cfg: Any, models: dict[str, str] | None = None, data: dict[str, str] | None = None,
@@ -188,7 +190,10 @@ class Job:
         (checkpoint_dir / "job.json").write_text(json.dumps({"fingerprint": self.fingerprint, "step": step}))
 
     def finish(self, result: dict) -> dict:
-        """Record the finished job and its result (atomically): a later identical run returns it."""
+        """Record the finished job and its result (atomically): a later identical run returns it.
+        The result gains `seconds`, the wall time of the process that finished it (a resumed job
+        counts its resumed part)."""
+        result = result | {"seconds": round(time.time() - self.started, 1)}
         tmp = self.out / "job.json.tmp"
         tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "result": result}, indent=1, default=str))
         os.replace(tmp, self.out / "job.json")

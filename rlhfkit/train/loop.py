@@ -97,8 +97,8 @@ def mean_lm_loss(model, examples: list[Example], pad_id: int, batch_size: int = 
     total, n = 0.0, 0
     for i in range(0, len(examples), batch_size):
         loss, stats = lm_step(model, examples[i:i + batch_size], pad_id, torch.autocast("cpu", enabled=False))
-        total += loss.item() * stats["tokens"]
-        n += stats["tokens"]
+        total += loss.item() * stats["answer_tokens"]
+        n += stats["answer_tokens"]
     return total / n
 
 
@@ -163,6 +163,22 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
     save_model(out / "model", model, tokenizer)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run is complete: nothing left to resume
     return stats
+
+
+def budget(logs: list[Path] = (), samples: int = 0, reward_calls: int = 0) -> dict[str, int]:
+    """What a method spent: fresh samples it drew, reward-model (or judge) calls, optimizer steps
+    and answer tokens it trained on. Steps and tokens are summed from its training logs (one line
+    per optimizer step, or an RL iteration's line saying how many steps, episodes and calls it
+    made); a resumed run's log holds each step once, so the sums hold across a kill."""
+    total = {"samples": samples, "reward_calls": reward_calls, "optimizer_steps": 0, "answer_tokens": 0}
+    for path in logs:
+        for line in Path(path).read_text().splitlines():
+            record = json.loads(line)
+            total["optimizer_steps"] += int(record.get("optimizer_steps", 1))
+            total["answer_tokens"] += int(record.get("answer_tokens", 0))
+            total["samples"] += int(record.get("episodes", 0))
+            total["reward_calls"] += int(record.get("reward_calls", 0))
+    return total
 
 
 def open_log(path: Path, step: int):

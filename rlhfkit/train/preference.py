@@ -29,7 +29,7 @@ from rlhfkit.data.records import chat_template_of, load_comparisons
 from rlhfkit.models.lm import (context_length, disable_dropout, load_causal_lm, logits_from, shared_prefix_forward,
                                split_shared_prefix)
 from rlhfkit.train.job import Job
-from rlhfkit.train.loop import autocast_for, fit
+from rlhfkit.train.loop import autocast_for, budget, fit
 from rlhfkit.train.reward_model import encode_comparison, group_chunks
 
 
@@ -108,7 +108,7 @@ def _pairs(model, groups: list[Group], pad_id: int, autocast):
 def dpo_step(model, groups: list[Group], pad_id: int, cfg: DPOConfig, autocast) -> tuple[torch.Tensor, dict]:
     logp, lengths, ref, c, r, w = _pairs(model, groups, pad_id, autocast)
     loss, stats = dpo.loss(logp[c], logp[r], ref[c], ref[r], cfg.beta, cfg.loss, w)
-    stats["seq_tokens"] = int(lengths.sum())
+    stats["answer_tokens"] = stats["seq_tokens"] = int(lengths.sum())
     return loss, stats
 
 
@@ -116,7 +116,7 @@ def slic_step(model, groups: list[Group], pad_id: int, cfg: SLiCConfig, autocast
     logp, lengths, _, c, r, w = _pairs(model, groups, pad_id, autocast)
     reg_nll = -logp[c] / lengths[c]
     loss, stats = slic.loss(logp[c], logp[r], reg_nll, cfg.delta, cfg.reg_weight, w)
-    stats["seq_tokens"] = int(lengths.sum())
+    stats["answer_tokens"] = stats["seq_tokens"] = int(lengths.sum())
     return loss, stats
 
 
@@ -161,7 +161,8 @@ def run_dpo(cfg: DPOConfig) -> dict:
     # ---- Training
     stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc=cfg.loss,
                 step_fn=lambda m, groups, ac: dpo_step(m, groups, pad, cfg, ac), length=answers_length)
-    result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
+    result = {"loss": stats.get("loss"), "comparisons": len(train), "budget": budget([Path(cfg.out) / "log.jsonl"]),
+              "out": str(Path(cfg.out) / "model")}
     if valid:
         result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=True, autocast=autocast_for(cfg.train))
     return job.finish(result)
@@ -178,7 +179,8 @@ def run_slic(cfg: SLiCConfig) -> dict:
     # ---- Training
     stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc="slic",
                 step_fn=lambda m, groups, ac: slic_step(m, groups, pad, cfg, ac), length=answers_length)
-    result = {"loss": stats.get("loss"), "comparisons": len(train), "out": str(Path(cfg.out) / "model")}
+    result = {"loss": stats.get("loss"), "comparisons": len(train), "budget": budget([Path(cfg.out) / "log.jsonl"]),
+              "out": str(Path(cfg.out) / "model")}
     if valid:
         result["valid_accuracy"] = ranking_accuracy(model, valid, pad, use_reference=False, autocast=autocast_for(cfg.train))
     return job.finish(result)

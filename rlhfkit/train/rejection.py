@@ -28,7 +28,7 @@ from rlhfkit.rollout.prompts import load_prompts
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.best_of_n import sample_candidates
 from rlhfkit.train.job import Job
-from rlhfkit.train.loop import fit
+from rlhfkit.train.loop import budget, fit
 
 
 def weighted(ex: Example, weight: float) -> Example:
@@ -82,7 +82,9 @@ def run_rsft(cfg: RSFTConfig) -> dict:
         stats["mean_selected_score"] = sum(k["score"] for k in kept) / len(kept)
         round_job.finish(stats)
     save_model(out / "model", policy, tokenizer)
-    return job.finish({"rounds": cfg.rounds, "last_round": stats, "out": str(out / "model")})
+    drawn = cfg.rounds * min(cfg.prompts_per_round, len(prompts)) * cfg.n
+    spent = budget([out / f"round{r + 1}" / "log.jsonl" for r in range(cfg.rounds)], samples=drawn, reward_calls=drawn)
+    return job.finish({"rounds": cfg.rounds, "last_round": stats, "budget": spent, "out": str(out / "model")})
 
 
 def run_rwsft(cfg: RWSFTConfig) -> dict:
@@ -114,5 +116,7 @@ def run_rwsft(cfg: RWSFTConfig) -> dict:
     # ---- 3. the weighted text loss
     out = Path(cfg.out)
     stats = fit(policy, tokenizer, examples, cfg.train, out, job=job, desc="rwsft")
-    return job.finish({"loss": stats.get("loss"), "samples": len(prompts) * cfg.n, "demonstrations": len(demos) if cfg.alpha else 0,
-            "max_weight": max(max(w) for w in weights), "out": str(out / "model")})
+    spent = budget([out / "log.jsonl"], samples=len(prompts) * cfg.n, reward_calls=len(prompts) * cfg.n)
+    return job.finish({"loss": stats.get("loss"), "samples": len(prompts) * cfg.n,
+                       "demonstrations": len(demos) if cfg.alpha else 0, "max_weight": max(max(w) for w in weights),
+                       "budget": spent, "out": str(out / "model")})

@@ -58,8 +58,8 @@ from rlhfkit.rollout.score import (RewardFn, ScoreFn, load_reward_fn, python_rew
 from rlhfkit.rollout.types import Experience
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job, last_good_checkpoint
-from rlhfkit.train.loop import (batch_at, check_step, check_weights, load_weights, open_log, restore_trainer_state,
-                                trainer_state)
+from rlhfkit.train.loop import (batch_at, budget, check_step, check_weights, load_weights, open_log,
+                                restore_trainer_state, trainer_state)
 
 # (step, prompts, completions, raw reward scores) -> extra stats to log; used by the demo to
 # track the gold judge beside the proxy reward without the trainer ever importing it
@@ -97,10 +97,12 @@ def minibatches(exp: Experience, size: int) -> list[torch.Tensor]:
 def update(method: ModuleType, policy, value_model, optimizer, exp: Experience, beta: float, temperature: float,
            cfg, own, params: list, guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
     """`epochs` passes of shuffled minibatches, each scored by the algorithm's loss() (`cfg` the shared
-    rl section, `own` the algorithm's, or None); returns the mean of each minibatch stat. `guard`
-    sees each minibatch's loss and gradient norm before its optimizer step (and stops the run)."""
+    rl section, `own` the algorithm's, or None); returns the mean of each minibatch stat, and the
+    optimizer steps and action tokens trained. `guard` sees each minibatch's loss and gradient
+    norm before its optimizer step (and stops the run)."""
     R = exp.response_ids.size(1)
     logs: dict[str, list[float]] = {}
+    steps, tokens = 0, 0
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     for _ in range(cfg.epochs):
         for index in minibatches(exp, cfg.minibatch_size):
@@ -116,12 +118,13 @@ def update(method: ModuleType, policy, value_model, optimizer, exp: Experience, 
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf).item()
             guard({"loss": loss.item(), "grad_norm": grad_norm}, {"loss": cfg.max_loss})
             optimizer.step()
+            steps, tokens = steps + 1, tokens + int(mb.action_mask.sum())
             with torch.no_grad():
                 p = torch.softmax(logits, dim=-1)
                 stats["entropy"] = masked_mean(-(p * torch.log(p.clamp(min=1e-30))).sum(-1), mb.action_mask).item()
             for k, v in stats.items():
                 logs.setdefault(k, []).append(v)
-    return {k: statistics.fmean(v) for k, v in logs.items()}
+    return {k: statistics.fmean(v) for k, v in logs.items()} | {"optimizer_steps": steps, "answer_tokens": tokens}
 
 
 # ---- checkpoints ---------------------------------------------------------------------------
@@ -336,6 +339,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             step += 1
             clock.append(time.time())
             stats.update(step=step, **rollout_stats(exp, seq_kl, beta), lr=scheduler.get_last_lr()[0],
+                         episodes=len(batch), reward_calls=len(batch) if reward is not None else 0,
                          **phase_seconds(clock))
             kl.update(stats["kl"], len(batch))
             if on_step is not None:
@@ -345,4 +349,4 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
                 _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step,
                                  job)
     _save_final(algo, out, policy.eval(), value_model, tokenizer)
-    return job.finish(dict(stats) | {"out": str(out / "model")})
+    return job.finish(dict(stats) | {"budget": budget([out / "log.jsonl"]), "out": str(out / "model")})

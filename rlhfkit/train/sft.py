@@ -22,7 +22,7 @@ from rlhfkit.data.records import Conversation, Demonstration, Where, chat_templa
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job
-from rlhfkit.train.loop import fit, mean_lm_loss
+from rlhfkit.train.loop import budget, fit, mean_lm_loss
 
 
 def load_data(path: str, tokenizer, cfg: SFTConfig, split: str) -> list[Demonstration] | list[Conversation]:
@@ -49,7 +49,8 @@ def run(cfg: SFTConfig) -> dict:
     # ---- Training
     evaluate = (lambda: {"valid_loss": mean_lm_loss(model, valid, tokenizer.pad_token_id)}) if valid else None
     stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc="sft", evaluate=evaluate)
-    result = {"train_loss": stats.get("loss"), "examples": len(train), "out": str(Path(cfg.out) / "model")}
+    result = {"train_loss": stats.get("loss"), "examples": len(train), "budget": budget([Path(cfg.out) / "log.jsonl"]),
+              "out": str(Path(cfg.out) / "model")}
     if valid:
         result["valid_loss"] = mean_lm_loss(model, valid, tokenizer.pad_token_id)
         result["valid_ppl"] = math.exp(result["valid_loss"])

@@ -13,7 +13,7 @@ def test_sft_loss_on_a_hand_worked_example():
     loss, stats = sft_loss(logits, labels)
     # p(1 | pos 0) = 1/2; p(0 | pos 1) = 3/4  -> mean NLL = (log 2 + log 4/3) / 2
     assert loss.item() == pytest.approx((math.log(2) + math.log(4 / 3)) / 2)
-    assert stats["tokens"] == 2
+    assert stats["answer_tokens"] == 2
 
 
 def test_prompt_positions_do_not_move_the_loss():

@@ -65,3 +65,14 @@ def test_batches_grouped_by_length_cover_each_item_once_and_pad_less():
     # batches are not served shortest first: the data order stays random
     means = [sum(lengths[i] for i in b) / len(b) for b in epoch_batches(1000, 0, 0, 16, lengths)]
     assert sorted(means) != means
+
+
+def test_a_budget_sums_its_logs_steps_tokens_samples_and_calls(tmp_path):
+    from rlhfkit.train.loop import budget
+    (tmp_path / "fit.jsonl").write_text('{"step": 1, "answer_tokens": 30}\n{"step": 2, "answer_tokens": 12}\n')
+    (tmp_path / "rl.jsonl").write_text('{"step": 1, "optimizer_steps": 4, "answer_tokens": 100, "episodes": 64, '
+                                        '"reward_calls": 64}\n')
+    assert budget([tmp_path / "fit.jsonl"], samples=10, reward_calls=10) == {
+        "samples": 10, "reward_calls": 10, "optimizer_steps": 2, "answer_tokens": 42}
+    assert budget([tmp_path / "fit.jsonl", tmp_path / "rl.jsonl"]) == {
+        "samples": 64, "reward_calls": 64, "optimizer_steps": 6, "answer_tokens": 142}
