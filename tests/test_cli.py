@@ -148,6 +148,10 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     assert set(claims) == {"scoring_vs_generating", "constrained_sl", "negation", "rl_beats_sl"}
     assert all(isinstance(c["supported"], bool) and c["evidence"] for c in claims.values())
     assert [p["n"] for p in results["gold_vs_kl"]["bon"]["points"]] == [1, 2, 4]
+    # the selection ceiling: the gold judge's own pick of n is at least the reward model's, and grows with n
+    ceiling = [(p["gold"], p["gold_selected"]) for p in results["gold_vs_kl"]["bon"]["points"]]
+    assert all(picked >= rm_pick - 1e-9 for rm_pick, picked in ceiling) and ceiling[0][0] == ceiling[0][1]
+    assert all(b[1] >= a[1] - 1e-9 for a, b in zip(ceiling, ceiling[1:]))
     # what each method spent: labels through the reward model or directly, samples, steps, tokens
     budget = {m: results["methods"][m]["budget"] for m in ("sft", "bon", "rsft", "dpo", "ppo", "grpo")}
     comparisons = results["reward_model"]["comparisons"]
@@ -167,6 +171,7 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     md = (tmp_path / "demo" / "report.md").read_text()
     assert html.count("<img src='data:image/png;base64,") >= 5 and "| dpo |" in md and "Why RL" in md
     assert "## Budgets" in md and "| bon (inference time) |" in md and "<h2>Budgets</h2>" in html
+    assert "## Selection ceiling" in md and "<h2>Selection ceiling</h2>" in html
     assert "pairs that differ in contradictions" in md
     seed_md = (tmp_path / "demo" / "seed0" / "report.md").read_text()
     assert "## Reward model" in seed_md and "## RL training" in seed_md

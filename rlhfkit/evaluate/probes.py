@@ -84,14 +84,17 @@ def negation_probe(sft_model, tokenizer, reward_model, posts: list[Post], seed: 
 
 
 def best_of_n_curve(records: list[dict], posts: list[Post]) -> list[dict]:
-    """Gold of best-of-m for m = 1, 2, 4, ..., n over `rlhfkit bon` records (aligned with posts)."""
+    """Gold score of best-of-m for m = 1, 2, 4, ..., n over `rlhfkit bon` records (SFT samples,
+    aligned with posts): `gold` when the reward model picks (what best-of-n buys), `gold_selected`
+    when the gold judge itself picks (the selection ceiling: what picking among m samples can reach
+    at the same KL)."""
     n = len(records[0]["candidates"])
+    golds = [[gold_score(c, p.facts) for c in r["candidates"]] for r, p in zip(records, posts)]
     curve, m = [], 1
     while m <= n:
-        scores = torch.tensor([r["scores"][:m] for r in records])
-        best = select(scores).tolist()
-        gold = statistics.fmean(gold_score(r["candidates"][b], p.facts) for r, b, p in zip(records, best, posts))
-        curve.append({"n": m, "kl": analytic_kl(m), "gold": gold})
+        best = select(torch.tensor([r["scores"][:m] for r in records])).tolist()
+        curve.append({"n": m, "kl": analytic_kl(m), "gold": statistics.fmean(g[b] for g, b in zip(golds, best)),
+                      "gold_selected": statistics.fmean(max(g[:m]) for g in golds)})
         m *= 2
     return curve
 

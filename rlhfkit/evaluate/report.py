@@ -54,6 +54,17 @@ def budget_rows(methods: dict) -> list[list[str]]:
     return rows
 
 
+CEILING_HEADER = ["n", "KL to SFT (nats)", "gold score, reward model picks", "gold score, gold judge picks"]
+CEILING_NOTE = ("Best-of-n over the same SFT samples of the test prompts, picked by the reward model (what "
+                "best-of-n buys) and by the gold judge itself (the selection ceiling: what choosing among n "
+                "samples can reach at that KL, with no training at all).")
+
+
+def ceiling_rows(results: dict) -> list[list[str]]:
+    points = results.get("gold_vs_kl", {}).get("bon", {}).get("points") or results.get("bon_curve") or []
+    return [[str(p["n"]), _fmt(p["kl"], 2), _fmt(p["gold"]), _fmt(p.get("gold_selected"))] for p in points]
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -155,6 +166,8 @@ def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
     parts = ["# rlhfkit report", _intro(results), "## Methods", _md_table(METHOD_HEADER, methods_rows(results["methods"]))]
     if budget_rows(results["methods"]):
         parts += ["## Budgets", BUDGET_NOTE, _md_table(BUDGET_HEADER, budget_rows(results["methods"]))]
+    if ceiling_rows(results):
+        parts += ["## Selection ceiling", CEILING_NOTE, _md_table(CEILING_HEADER, ceiling_rows(results))]
     if "reward_model" in results:
         parts += ["## Reward model", _md_table(["measure", "value"], _rm_rows(results["reward_model"]))]
     if results.get("curves"):
@@ -258,6 +271,9 @@ def _gold_vs_kl_plot(fits: dict):
         else:
             xs, ys = [max(p["kl"], 0) ** 0.5 for p in pts], [p["gain"] for p in pts]
         ax.scatter(xs, ys, s=10, color=color, label=f"{name} (measured)")
+        if name == "bon" and "gold_selected" in pts[0]:
+            ax.plot(xs, [p["gold_selected"] - pts[0]["gold"] for p in pts], color="#54a24b", marker="o", ms=3,
+                    label="best-of-n picked by the gold judge (ceiling)")
         a, b = fits[name]["fit"]["alpha"], fits[name]["fit"]["beta"]
         if a is not None and xs:
             grid = [0.02 + i * max(xs) / 50 for i in range(51)]
@@ -284,6 +300,9 @@ def write_html(path: Path, results: dict, examples: list[dict]) -> None:
     if budget_rows(results["methods"]):
         parts += ["<h2>Budgets</h2>", f"<p>{html.escape(BUDGET_NOTE)}</p>",
                   _html_table(BUDGET_HEADER, budget_rows(results["methods"]))]
+    if ceiling_rows(results):
+        parts += ["<h2>Selection ceiling</h2>", f"<p>{html.escape(CEILING_NOTE)}</p>",
+                  _html_table(CEILING_HEADER, ceiling_rows(results))]
     if "reward_model" in results:
         parts += ["<h2>Reward model</h2>", _html_table(["measure", "value"], _rm_rows(results["reward_model"]))]
     if results.get("curves"):

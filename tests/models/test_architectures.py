@@ -73,6 +73,17 @@ def assert_trained(before, after) -> None:
     assert any(not torch.equal(old[k], new[k]) for k in new if k in old and old[k].shape == new[k].shape)
 
 
+def assert_equal_with_gradients(model, expected: torch.Tensor, actual: torch.Tensor, atol: float = 1e-5) -> None:
+    """`actual` equals `expected`, and so do the gradients of their sums with respect to the model's weights."""
+    params = list(model.parameters())
+    expected_grads = torch.autograd.grad(expected.sum(), params, allow_unused=True)
+    actual_grads = torch.autograd.grad(actual.sum(), params, allow_unused=True)
+    torch.testing.assert_close(actual, expected, atol=atol, rtol=0)
+    for a, b in zip(expected_grads, actual_grads):
+        if a is not None:
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
 def log_lines(out) -> list[dict]:
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
@@ -148,14 +159,7 @@ def test_rewards_with_shared_prompts_run_once_equal_the_full_pass_and_its_gradie
               [enc("post: the bus was late again today. tl;dr:" + a) for a in (" late bus.", " i walked.")]]
     seqs = [s for g in groups for s in g]
     ids, mask = right_pad(seqs, tok.pad_token_id)
-    full = sequence_rewards(rm, ids, mask)
-    full_grads = torch.autograd.grad(full.sum(), list(rm.parameters()), allow_unused=True)
-    shared = group_rewards(rm, seqs, [3, 2], tok.pad_token_id)
-    shared_grads = torch.autograd.grad(shared.sum(), list(rm.parameters()), allow_unused=True)
-    torch.testing.assert_close(shared, full, atol=1e-5, rtol=0)
-    for a, b in zip(full_grads, shared_grads):
-        if a is not None:
-            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+    assert_equal_with_gradients(rm, sequence_rewards(rm, ids, mask), group_rewards(rm, seqs, [3, 2], tok.pad_token_id))
 
 
 def test_answer_logprobs_with_shared_prompts_run_once_equal_the_full_pass_and_its_gradients(arch, base):
@@ -166,14 +170,9 @@ def test_answer_logprobs_with_shared_prompts_run_once_equal_the_full_pass_and_it
               Comparison("post: the bus was late again today. tl;dr:", (" late bus.", " i walked."))]
     examples = [ex for c in groups for ex in encode_comparison(c, tok, 512)]
     full, n_full = preference.sequence_logprobs(model, examples, tok.pad_token_id)
-    full_grads = torch.autograd.grad(full.sum(), list(model.parameters()), allow_unused=True)
     shared, n_shared = preference.group_logprobs(model, examples, [3, 2], tok.pad_token_id)
-    shared_grads = torch.autograd.grad(shared.sum(), list(model.parameters()), allow_unused=True)
     assert n_shared.tolist() == n_full.tolist()
-    torch.testing.assert_close(shared, full, atol=1e-4, rtol=0)
-    for a, b in zip(full_grads, shared_grads):
-        if a is not None:
-            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+    assert_equal_with_gradients(model, full, shared, atol=1e-4)
 
 
 def test_samples_of_one_prompt_get_the_logprobs_and_gradients_of_each_alone(arch, base):
@@ -186,14 +185,8 @@ def test_samples_of_one_prompt_get_the_logprobs_and_gradients_of_each_alone(arch
     response = torch.tensor([a + [tok.pad_token_id] * (R - len(a)) for a in answers])
     response_mask = (response != tok.pad_token_id).long()
     ids, mask = torch.cat([prompt_ids, response], 1), torch.cat([prompt_mask, response_mask], 1)
-    together = token_logprobs(model, ids, mask, R, 0.7) * response_mask
-    grads = torch.autograd.grad(together.sum(), list(model.parameters()), allow_unused=True)
     alone = torch.cat([token_logprobs(model, ids[i:i + 1], mask[i:i + 1], R, 0.7) for i in range(3)]) * response_mask
-    alone_grads = torch.autograd.grad(alone.sum(), list(model.parameters()), allow_unused=True)
-    torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
-    for a, b in zip(alone_grads, grads):
-        if a is not None:
-            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+    assert_equal_with_gradients(model, alone, token_logprobs(model, ids, mask, R, 0.7) * response_mask)
 
 
 def test_sampled_distribution_is_the_one_log_probs_are_computed_from(arch, base):
