@@ -62,7 +62,7 @@ CEILING_NOTE = ("Best-of-n over the same SFT samples of the test prompts, picked
 
 def ceiling_rows(results: dict) -> list[list[str]]:
     points = results.get("gold_vs_kl", {}).get("bon", {}).get("points") or results.get("bon_curve") or []
-    return [[str(p["n"]), _fmt(p["kl"], 2), _fmt(p["gold"]), _fmt(p.get("gold_selected"))] for p in points]
+    return [[f"{p['n']:.0f}", _fmt(p["kl"], 2), _fmt(p["gold"]), _fmt(p.get("gold_selected"))] for p in points]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
