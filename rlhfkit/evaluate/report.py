@@ -36,7 +36,8 @@ METHOD_HEADER = ["method", "win rate vs reference [95% CI]", "gold score", "KL t
 
 BUDGET_HEADER = ["method", "comparisons labelled", "fresh samples", "reward-model calls", "optimizer steps",
                  "answer tokens trained", "wall seconds", "KL to SFT (nats)"]
-BUDGET_NOTE = ("What each method spent beyond the shared SFT, labels and reward model (means over seeds). Samples "
+BUDGET_NOTE = ("What each method spent beyond the shared SFT, labels and reward model (over several seeds, the "
+               "mean). Samples "
                "and reward-model calls of a method marked *inference time* are paid again for every query: "
                "best-of-n draws and scores n answers per prompt, here on the test prompts themselves.")
 
