@@ -204,15 +204,12 @@ def shared_prefix_length(sequences: list[list[int]], limit: int) -> int:
     return limit
 
 
-def consecutive_runs(items: list) -> list[int]:
-    """Lengths of the runs of equal consecutive items: [a, a, b, a] -> [2, 1, 1]."""
-    sizes: list[int] = []
-    for i, item in enumerate(items):
-        if i and item == items[i - 1]:
-            sizes[-1] += 1
-        else:
-            sizes.append(1)
-    return sizes
+def repeated_rows(ids: torch.Tensor, mask: torch.Tensor) -> list[int]:
+    """Lengths of the runs of identical consecutive rows of (ids, mask), (B, T) each: the k samples
+    of one prompt, laid out next to each other. [a, a, b, a] -> [2, 1, 1]."""
+    new = torch.ones(ids.size(0), dtype=torch.long)
+    new[1:] = ((ids[1:] != ids[:-1]) | (mask[1:] != mask[:-1])).any(dim=1).long()
+    return torch.unique_consecutive(new.cumsum(dim=0), return_counts=True)[1].tolist()
 
 
 def split_shared_prefix(sequences: list[list[int]], sizes: list[int], pad_id: int,

@@ -127,12 +127,7 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     results = evaluate.run(EvalConfig(policies=",".join(f"{k}={v}" for k, v in policies.items()),
                                       kl_ref=str(d / "sft"), out=str(d), n_prompts=cfg.n_prompts, task=task,
                                       sample=cfg.eval))
-    extra["sft"] = {"budget": spent(sft_result)}
-    comparisons = rm_report["comparisons"]
-    for method, info in extra.items():
-        results["methods"][method].update(info)
-        results["methods"][method]["budget"].update(comparisons=0 if method == "sft" else comparisons,
-                                                    kl_to_sft=results["methods"][method]["kl_to_sft"])
+    attach_budgets(results["methods"], extra | {"sft": {"budget": spent(sft_result)}}, rm_report["comparisons"])
     results["reward_model"] = rm_report
     results["curves"] = {a: [json.loads(line) for line in (d / a / "log.jsonl").read_text().splitlines()]
                          for a in cfg.method_list if a in RL_METHODS}
@@ -149,6 +144,15 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     results["stage_seconds"] = clock.seconds
     write_seed_report(d, results)
     return results
+
+
+def attach_budgets(methods: dict, extra: dict[str, dict], comparisons: int) -> None:
+    """Add each trained method's extra results to its evaluation, its budget completed with the
+    comparisons it learned from (all of them, but SFT none) and the KL it ended at."""
+    for method, info in extra.items():
+        methods[method].update(info)
+        methods[method]["budget"].update(comparisons=0 if method == "sft" else comparisons,
+                                         kl_to_sft=methods[method]["kl_to_sft"])
 
 
 def write_seed_report(d: Path, results: dict) -> None:

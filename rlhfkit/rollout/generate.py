@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from rlhfkit.engines import Generation, Sampling, get_engine
-from rlhfkit.models.lm import (consecutive_runs, context_length, logits_from, pack, shared_prefix_forward,
+from rlhfkit.models.lm import (context_length, logits_from, pack, repeated_rows, shared_prefix_forward,
                                split_shared_prefix)
 from rlhfkit.rollout.types import Experience, one_turn
 
@@ -67,8 +67,7 @@ def shared_prompt_logits(model, input_ids: torch.Tensor, attention_mask: torch.T
     running it once; None when no two consecutive rows share one."""
     P = input_ids.size(1) - n_response
     prompt_len = attention_mask[:, :P].sum(dim=1)
-    prompts = [tuple(row[-n:].tolist()) if n else () for row, n in zip(input_ids[:, :P], prompt_len.tolist())]
-    sizes = consecutive_runs(prompts)
+    sizes = repeated_rows(input_ids[:, :P], attention_mask[:, :P])
     if max(sizes) == 1:
         return None
     rows = [row[m.bool()].tolist() for row, m in zip(input_ids, attention_mask)]

@@ -26,7 +26,7 @@ import torch
 
 from rlhfkit.errors import InputError, RunError
 from rlhfkit.models.heads import group_rewards, last_token_index, sequence_rewards, token_values
-from rlhfkit.models.lm import consecutive_runs
+from rlhfkit.models.lm import repeated_rows
 from rlhfkit.rollout.generate import token_logprobs
 from rlhfkit.rollout.types import Experience, last_action_token
 
@@ -51,7 +51,7 @@ def reward_model_fn(model, tokenizer) -> ScoreFn:
     one prompt in consecutive rows (best-of-n, RSFT, RLOO, GRPO) share one pass over the prompt."""
     def score(rollout: Experience, prompts: list[str]) -> torch.Tensor:
         ids, attn = with_final_eos(rollout, tokenizer.eos_token_id, tokenizer.pad_token_id)
-        sizes = consecutive_runs(prompts)
+        sizes = repeated_rows(rollout.prompt_ids, rollout.prompt_mask)
         if max(sizes) == 1:
             return sequence_rewards(model, ids, attn)
         return group_rewards(model, [row[m.bool()].tolist() for row, m in zip(ids, attn)], sizes,

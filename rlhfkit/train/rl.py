@@ -48,8 +48,8 @@ from rlhfkit.config import RLConfig
 from rlhfkit.errors import RunError
 from rlhfkit.models.attention import use_for_training
 from rlhfkit.models.heads import load_reward_model, load_scalar_model, scalar_model_from_lm
-from rlhfkit.models.lm import (consecutive_runs, context_length, disable_dropout, load_causal_lm, save_atomic,
-                               save_model)
+from rlhfkit.models.lm import (context_length, disable_dropout, load_causal_lm, repeated_rows,
+                               save_atomic, save_model)
 from rlhfkit.rollout.episodes import play_episodes
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.prompts import load_prompts
@@ -88,9 +88,7 @@ def minibatches(exp: Experience, size: int) -> list[torch.Tensor]:
     """Row indices of shuffled minibatches of `size` rows. The samples of one prompt (consecutive
     rows, as RLOO and GRPO lay them out) stay next to each other, so a minibatch runs each prompt
     once (`response_logits`); with one sample per prompt this is a plain shuffle of the rows."""
-    prompts = [tuple(row[m.bool()].tolist()) for row, m in zip(exp.prompt_ids, exp.prompt_mask)]
-    sizes = consecutive_runs(prompts)
-    groups = torch.arange(len(prompts)).split(sizes)
+    groups = torch.arange(exp.prompt_ids.size(0)).split(repeated_rows(exp.prompt_ids, exp.prompt_mask))
     return torch.cat([groups[g] for g in torch.randperm(len(groups)).tolist()]).split(size)
 
 

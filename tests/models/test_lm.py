@@ -6,7 +6,7 @@ from tokenizers import Tokenizer
 from transformers import (AutoTokenizer, BloomConfig, GPT2Config, LlamaConfig, PhiConfig, PhiForCausalLM,
                           PreTrainedTokenizerFast)
 
-from rlhfkit.models.lm import ModelError, consecutive_runs, context_length, load_causal_lm, save_atomic, save_model
+from rlhfkit.models.lm import ModelError, context_length, load_causal_lm, repeated_rows, save_atomic, save_model
 
 
 def test_a_tokenizer_that_does_not_match_is_refused(tiny_model_dir, tmp_path, tiny_tokenizer):
@@ -187,6 +187,8 @@ def test_the_lm_loss_reads_only_the_scored_positions():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_consecutive_runs():
-    assert consecutive_runs(["a", "a", "b", "a", "a", "a"]) == [2, 1, 3]
-    assert consecutive_runs(["a"]) == [1]
+def test_repeated_rows_are_runs_of_equal_ids_and_mask():
+    ids = torch.tensor([[0, 5], [0, 5], [6, 7], [0, 5], [0, 5], [0, 5], [9, 5]])
+    mask = torch.tensor([[0, 1], [0, 1], [1, 1], [0, 1], [0, 1], [1, 1], [1, 1]])   # row 5: same ids, other padding
+    assert repeated_rows(ids, mask) == [2, 1, 2, 1, 1]
+    assert repeated_rows(ids[:1], mask[:1]) == [1]
