@@ -130,14 +130,16 @@ def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
 def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     # every sampling method at 32 reward-scored samples: ppo 4 iterations of 8, grpo 2 of 8 x 2, rsft 2 rounds
     # of 8 prompts x 2, rwsft 16 prompts x 2
-    args = ["demo", "--out", tmp_path / "demo", "--base_model", tiny_model_dir, "--methods", "all,grpo",
+    methods = "all,grpo,gold_rsft,gold_ppo"
+    args = ["demo", "--out", tmp_path / "demo", "--base_model", tiny_model_dir, "--methods", methods,
             "--n_prompts", "16", "--label_budget", "60", "--samples", "32", "--rl.prompts_per_step", "8",
             "--rl.k", "2", "--eval.max_new_tokens", "16", "--sft.epochs", "0.5", "--rm.epochs", "0.5",
             "--bon_n", "4", "--sample_n", "2", "--rsft_rounds", "2", "--pref.epochs", "0.5", "--sl.epochs", "0.5",
             *TINY_TASK]
     rlhfkit(*args)
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert list(results["methods"]) == ["base", "sft", "bon", "rsft", "rwsft", "slic", "dpo", "ipo", "ppo", "grpo"]
+    assert list(results["methods"]) == ["base", "sft", "bon", "rsft", "rwsft", "slic", "dpo", "ipo", "ppo", "grpo",
+                                        "gold_rsft", "gold_ppo"]
     assert results["methods"]["bon"]["kl_to_sft"] == pytest.approx(math.log(4) - 3 / 4)
     assert {"accuracy_vs_labels", "accuracy_vs_gold", "labeler_agreement"} <= set(results["reward_model"])
     by_difference = results["reward_model"]["accuracy_vs_gold_by_difference"]
@@ -161,7 +163,11 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     assert bon_spent == {"samples": 16 * 4, "reward_calls": 16 * 4, "optimizer_steps": 0, "answer_tokens": 0}
     assert budget["bon"]["inference_time"]
     assert all(results["methods"][m]["budget"]["samples"] == results["methods"][m]["budget"]["reward_calls"] == 32
-               for m in ("rsft", "rwsft", "ppo", "grpo"))
+               for m in ("rsft", "rwsft", "ppo", "grpo", "gold_rsft", "gold_ppo"))
+    # the gold upper bounds learn from the judge, not from labels: PPO's reward is the gold score itself
+    assert all(results["methods"][m]["budget"]["comparisons"] == 0 for m in ("gold_rsft", "gold_ppo"))
+    gold_log = [json.loads(line) for line in (tmp_path / "demo" / "seed0" / "gold_ppo" / "log.jsonl").open()]
+    assert len(gold_log) == 4 and all(row["score"] == pytest.approx(row["gold"], abs=1e-5) for row in gold_log)
     assert budget["dpo"]["samples"] == 0 and budget["dpo"]["answer_tokens"] > 0
     assert budget["ppo"]["optimizer_steps"] == 4 * 2                                        # iterations x epochs
     action_tokens = sum(line["length"] * 8 for line in results["curves"]["ppo"][0])
@@ -172,6 +178,7 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     assert html.count("<img src='data:image/png;base64,") >= 5 and "| dpo |" in md and "Why RL" in md
     assert "## Budgets" in md and "| bon (inference time) |" in md and "<h2>Budgets</h2>" in html
     assert "## Selection ceiling" in md and "<h2>Selection ceiling</h2>" in html
+    assert "| gold_ppo | gold judge | 32 |" in md and "<h2>Gold against gold</h2>" in html
     assert "pairs that differ in contradictions" in md
     seed_md = (tmp_path / "demo" / "seed0" / "report.md").read_text()
     assert "## Reward model" in seed_md and "## RL training" in seed_md
@@ -211,6 +218,19 @@ def test_supervised_stages_from_the_command_line(tiny_model_dir, tmp_path):
     rlhfkit("rwsft", "--policy", tiny_model_dir, "--reward_model", rm, "--n", "2", "--n_prompts", "8",
             "--out", tmp_path / "rwsft", *small)
     assert (tmp_path / "rwsft" / "model" / "model.safetensors").is_file()
+    # a Python reward in place of the reward model, as in `rlhfkit rl`: it scores and it picks
+    (tmp_path / "rewards.py").write_text("def vowels(prompts, completions):\n"
+                                         "    return [sum(c in 'aeiou' for c in t) for t in completions]\n")
+    vowels = f"{tmp_path / 'rewards.py'}:vowels"
+    rlhfkit("bon", "--policy", tiny_model_dir, "--reward", vowels, "--n", "3", "--n_prompts", "16",
+            "--eos_trick", "false", "--out", tmp_path / "bon_fn", *small)
+    records = [json.loads(line) for line in (tmp_path / "bon_fn" / "completions.jsonl").read_text().splitlines()]
+    assert all(r["scores"] == [sum(c in "aeiou" for c in t) for t in r["candidates"]] for r in records)
+    assert all(sum(c in "aeiou" for c in r["completion"]) == max(r["scores"]) for r in records)
+    rlhfkit("rsft", "--policy", tiny_model_dir, "--reward", vowels, "--n", "2", "--rounds", "1",
+            "--prompts_per_round", "8", "--out", tmp_path / "rsft_fn", *small)
+    kept = [json.loads(line) for line in (tmp_path / "rsft_fn" / "round1" / "selected.jsonl").read_text().splitlines()]
+    assert len(kept) == 8 and all(k["score"] in (-1.0, sum(c in "aeiou" for c in k["completion"])) for k in kept)
     # dpo and ipo learn the training rankings (measured on the same file); slic runs (its learning:
     # tests/train/test_preference.py)
     for stage, extra in (("dpo", ["--loss", "ipo", "--beta", "0.5"]), ("dpo", []), ("slic", [])):

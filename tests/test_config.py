@@ -4,7 +4,8 @@ import pytest
 
 from rlhfkit.cli import DATA_TASKS, LABEL_COMMANDS, MODEL_COMMANDS, STAGES, main
 from rlhfkit.config import (ArchConfig, ConfigError, DemoConfig, EvalConfig, PretrainConfig, RLAlgoConfig, RLConfig,
-                            SFTConfig, TrainConfig, add_arguments, check_fields, check_max_len, from_args, to_dict)
+                            RSFTConfig, RWSFTConfig, SFTConfig, TrainConfig, add_arguments, check_fields, check_max_len,
+                            from_args, to_dict)
 from rlhfkit.config.fields import leaves
 from rlhfkit.errors import InputError
 from rlhfkit.feedback.config import LabelExportConfig
@@ -12,6 +13,8 @@ from rlhfkit.feedback.config import LabelExportConfig
 # the fields each command needs before its config is whole
 NEEDED = {"DataTldrConfig": {"stats": True}, "RMConfig": {"data": "c.jsonl"}, "DPOConfig": {"data": "c.jsonl"},
           "SLiCConfig": {"data": "c.jsonl"}, "RLConfig": {"reward_model": "runs/rm"},
+          "BestOfNConfig": {"reward_model": "runs/rm"}, "RSFTConfig": {"reward_model": "runs/rm"},
+          "RWSFTConfig": {"reward_model": "runs/rm"},
           "DataVaderConfig": {"out": "data/vader"}, "ModelImportConfig": {"source": "smollm2", "out": "m"},
           "LabelCampaignConfig": {"rollouts": "r.jsonl"}, "LabelSimulateConfig": {"tokens": "t1"}}
 ALL_CLASSES = [cls for table in (STAGES, DATA_TASKS, LABEL_COMMANDS, MODEL_COMMANDS) for cls, _ in table.values()]
@@ -193,6 +196,35 @@ def test_rl_needs_a_reward():
         RLConfig().validate()
     RLConfig(reward="m:f").validate()
     RLConfig(reward_model="runs/rm").validate()
+
+
+@pytest.mark.parametrize("stage", ["bon", "rsft", "rwsft"])
+def test_sampling_stages_take_one_reward_as_rl_does(capsys, stage):
+    cls = {name: cls for name, (cls, _) in STAGES.items()}[stage]
+    err = cli_error(capsys, stage)
+    assert f"{stage} needs --reward_model DIR or --reward FILE.py:FUNCTION" in err
+    err = cli_error(capsys, stage, "--reward", "m:f", "--reward_model", "runs/rm")
+    assert "reward ('m:f') and reward_model ('runs/rm') are both given" in err
+    assert "must look like 'FILE.py:FUNCTION'" in cli_error(capsys, stage, "--reward", "rewards.py")
+    cls(reward="m:f").validate()
+    cls(reward_model="runs/rm").validate()
+
+
+@pytest.mark.parametrize("cls", [RSFTConfig, RWSFTConfig])
+def test_rejection_stages_take_a_reward_function_from_python(cls):
+    cls().validate(with_reward_fn=True)
+    with pytest.raises(ConfigError, match=r"reward \('m:f'\) is given beside a reward function"):
+        cls(reward="m:f").validate(with_reward_fn=True)
+
+
+def test_gold_upper_bounds_spend_ppos_episodes():
+    cfg = DemoConfig(methods="gold_rsft,gold_ppo,rsft")
+    cfg.validate()
+    assert cfg.method_samples("gold_rsft") == cfg.method_samples("gold_ppo") == 40 * 64
+    assert cfg.samples_per_unit("gold_rsft") == 2 * 8 and cfg.method_samples("rsft") == 0
+    assert DemoConfig(methods="gold_rsft", samples=320).method_samples("gold_rsft") == 320
+    with pytest.raises(ConfigError, match=r"samples \(2560\) must be a multiple of 24"):
+        DemoConfig(methods="gold_rsft", sample_n=12).validate()
 
 
 def test_a_reward_function_in_python_stands_for_reward():

@@ -8,8 +8,15 @@ from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
 from rlhfkit.config.sections import (RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig, TaskConfig,
                                      TrainConfig)
 
-METHODS = ("bon", "rsft", "rwsft", "slic", "dpo", "ipo") + RL_METHODS
+# upper bounds, not methods: rsft and ppo with the gold judge as their reward, at ppo's episodes
+GOLD_METHODS = ("gold_rsft", "gold_ppo")
+METHODS = ("bon", "rsft", "rwsft", "slic", "dpo", "ipo") + RL_METHODS + GOLD_METHODS
 ALL_METHODS = ("bon", "rsft", "rwsft", "slic", "dpo", "ipo", "ppo")
+
+
+def trained_as(method: str) -> str:
+    """The trainer behind a demo method: a gold upper bound's method without its reward model."""
+    return method.removeprefix("gold_")
 
 
 def parse_policies(spec: str) -> dict[str, str]:
@@ -52,7 +59,9 @@ class DemoConfig:
                              "(another config) is refused; false: every stage starts over")
     base_model: str = opt("models/tldr-base", "the shipped base model to start from")
     methods: str = opt("bon,dpo,ppo", "methods beside SFT, comma-separated, from " + ", ".join(METHODS) +
-                                         "; 'all' = the eight rows (sft, " + ", ".join(ALL_METHODS) + ")")
+                                         "; 'all' = the eight rows (sft, " + ", ".join(ALL_METHODS) + "). "
+                                         "gold_rsft and gold_ppo are upper bounds: rsft and ppo with the gold judge as "
+                                         "their reward, at ppo's episodes (or --samples)")
     seeds: int = opt(1, "training seeds (world fixed); the report gives mean and CI over them", ge=1)
     n_prompts: int = opt(500, "held-out test prompts to evaluate on", ge=1)
     label_budget: int = opt(6000, "pairwise comparisons the simulated labelers make (a K-way ranking holds C(K,2))",
@@ -93,19 +102,27 @@ class DemoConfig:
         for m in self.method_list:
             if m not in METHODS:
                 raise ConfigError(f"methods: unknown method {m!r}; choose from {', '.join(METHODS)} or 'all'")
-            if m in RL_METHODS:
-                self.rl.validate(m)
-            per_unit = self.samples_per_unit(m)
-            if self.samples and per_unit and self.samples % per_unit:
-                raise ConfigError(f"samples ({self.samples}) must be a multiple of {per_unit}, the samples {m} draws "
+            if trained_as(m) in RL_METHODS:
+                self.rl.validate(trained_as(m))
+            samples, per_unit = self.method_samples(m), self.samples_per_unit(m)
+            if samples and per_unit and samples % per_unit:
+                raise ConfigError(f"samples ({samples}) must be a multiple of {per_unit}, the samples {m} draws "
                                   "per RL iteration (or rsft round prompt, or rwsft prompt)")
 
     def samples_per_unit(self, method: str) -> int:
         """What one unit of a sampling method's budget draws: an RL iteration's episodes, rsft's
         rounds x sample_n per prompt of a round, rwsft's sample_n per prompt; 0 for the others."""
+        method = trained_as(method)
         if method in RL_METHODS:
             return self.rl.prompts_per_step * (self.rl.k if RL_ALGORITHMS[method].grouped else 1)
         return {"rsft": self.rsft_rounds * self.sample_n, "rwsft": self.sample_n}.get(method, 0)
+
+    def method_samples(self, method: str) -> int:
+        """The reward-scored samples a method is given: --samples; a gold upper bound without it,
+        ppo's episodes (so both bounds spend the same); 0: the method's own settings."""
+        if self.samples or method not in GOLD_METHODS:
+            return self.samples
+        return self.rl.steps * self.samples_per_unit("ppo")
         if self.n_prompts > self.task.n_test:
             raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.tasks.base import TASKS
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
-from rlhfkit.config.sections import RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig, TaskConfig
+from rlhfkit.config.sections import (REWARD_HELP, RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig,
+                                     TaskConfig, check_reward_source)
 
 
 @dataclass
@@ -18,9 +19,7 @@ class RLConfig:
     policy: str = opt("runs/sft", "causal-LM directory to start from; also the KL reference")
     # no default: with one, `--reward` alone would leave a reward model named and ignored
     reward_model: str = opt("", "reward model directory (from `rlhfkit rm`); or give --reward")
-    reward: str = opt("", "instead of a reward model: a Python function (prompts, completions) -> list[float], "
-                          "as FILE.py:FUNCTION (a path from the working directory) or MODULE:FUNCTION (installed, "
-                          "or in the working directory)")
+    reward: str = opt("", REWARD_HELP)
     value_model: str = opt("", "ppo: value model to start from (default: the reward model, else the policy)")
     prompts: str = opt("tldr", "a task's training prompts ('tldr'; 'echo', a multi-turn game rewarded by its "
                                "environment) or a JSONL / Parquet file with 'prompt'")
@@ -39,14 +38,7 @@ class RLConfig:
         """`with_reward_fn`: `train.rl.run` was handed a reward function in Python, which stands for --reward."""
         check_fields(self)
         self.rl.validate(self.algo)
-        if self.reward and ":" not in self.reward:
-            raise ConfigError(f"reward must look like 'FILE.py:FUNCTION' or 'MODULE:FUNCTION', got {self.reward!r}")
-        if self.reward and self.reward_model:
-            raise ConfigError(f"reward ({self.reward!r}) and reward_model ({self.reward_model!r}) are both given: "
-                              f"score with one of them")
-        if with_reward_fn and self.reward_model:
-            raise ConfigError(f"reward_model ({self.reward_model!r}) is given beside a reward function: "
-                              f"score with one of them")
+        check_reward_source("rl", self.reward_model, self.reward, with_reward_fn, required=False)
         rewarded_by_task = self.prompts in TASKS and TASKS[self.prompts].environment and self.env_reward
         if not (self.reward or with_reward_fn or self.reward_model or rewarded_by_task):
             raise ConfigError("rl needs --reward_model DIR or --reward FILE.py:FUNCTION | MODULE:FUNCTION (or "

@@ -13,6 +13,26 @@ from rlhfkit.config.fields import ConfigError, opt
 
 DTYPES = ("float32", "bfloat16")
 RL_METHODS = tuple(RL_ALGORITHMS)
+REWARD_HELP = ("instead of a reward model: a Python function (prompts, completions) -> list[float], as "
+               "FILE.py:FUNCTION (a path from the working directory) or MODULE:FUNCTION (installed, or in the "
+               "working directory)")
+
+
+def check_reward_source(stage: str, reward_model: str, reward: str, with_reward_fn: bool = False,
+                        required: bool = True) -> None:
+    """A stage that scores samples takes one reward: --reward_model DIR, --reward SPEC, or a
+    function handed to its `run` from Python (`with_reward_fn`). `required` false: the stage may
+    have another (a task's environment) and checks that itself."""
+    if reward and ":" not in reward:
+        raise ConfigError(f"reward must look like 'FILE.py:FUNCTION' or 'MODULE:FUNCTION', got {reward!r}")
+    if reward and reward_model:
+        raise ConfigError(f"reward ({reward!r}) and reward_model ({reward_model!r}) are both given: "
+                          f"score with one of them")
+    if with_reward_fn and (reward_model or reward):
+        raise ConfigError(f"{'reward_model' if reward_model else 'reward'} ({reward_model or reward!r}) is given "
+                          f"beside a reward function: score with one of them")
+    if required and not (reward or reward_model or with_reward_fn):
+        raise ConfigError(f"{stage} needs --reward_model DIR or --reward FILE.py:FUNCTION | MODULE:FUNCTION")
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
-from rlhfkit.config.sections import ArchConfig, SampleConfig, TaskConfig, TrainConfig
+from rlhfkit.config.sections import REWARD_HELP, ArchConfig, SampleConfig, TaskConfig, TrainConfig, check_reward_source
 from rlhfkit.tasks.base import TASKS
 
 PRETRAIN_CORPORA = ("tldr", "tldr+conversation")
@@ -73,7 +73,8 @@ class SFTConfig:
 class BestOfNConfig:
     """`rlhfkit bon`: best-of-n sampling against a reward model (an inference-time baseline)."""
     policy: str = opt("runs/sft", "causal-LM directory to sample from")
-    reward_model: str = opt("runs/rm", "reward model directory that picks the best answer")
+    reward_model: str = opt("", "reward model directory that picks the best answer; or give --reward")
+    reward: str = opt("", REWARD_HELP)
     n: int = opt(16, "answers sampled per prompt; KL to the policy is log n - (n-1)/n", ge=1)
     eos_trick: bool = opt(True, "an answer that never emits EOS is never picked (else it is scored as cut)")
     prompts: str = opt("tldr", "'tldr' (the world's test prompts) or a JSONL / Parquet file with 'prompt'")
@@ -86,8 +87,7 @@ class BestOfNConfig:
 
     def validate(self) -> None:
         check_fields(self)
-        if not self.reward_model:
-            raise ConfigError("bon needs --reward_model DIR")
+        check_reward_source("bon", self.reward_model, self.reward)
         if self.prompts in TASKS and self.n_prompts > self.task.n_test:
             raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
 
@@ -96,7 +96,8 @@ class BestOfNConfig:
 class RSFTConfig:
     """`rlhfkit rsft`: rejection-sampling fine-tuning: SFT on the reward model's best of n, in rounds."""
     policy: str = opt("runs/sft", "causal-LM directory to start from (and sample from in round 1)")
-    reward_model: str = opt("runs/rm", "reward model directory that picks the best answer")
+    reward_model: str = opt("", "reward model directory that picks the best answer; or give --reward")
+    reward: str = opt("", REWARD_HELP)
     n: int = opt(8, "answers sampled per prompt each round", ge=1)
     rounds: int = opt(2, "sample -> select -> fine-tune rounds, each from the latest policy", ge=1)
     prompts: str = opt("tldr", "'tldr' (the world's training prompts) or a JSONL / Parquet file with 'prompt'")
@@ -108,17 +109,17 @@ class RSFTConfig:
     train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
                              "optimisation of each round")
 
-    def validate(self) -> None:
+    def validate(self, with_reward_fn: bool = False) -> None:
         check_fields(self)
-        if not self.reward_model:
-            raise ConfigError("rsft needs --reward_model DIR")
+        check_reward_source("rsft", self.reward_model, self.reward, with_reward_fn)
 
 
 @dataclass
 class RWSFTConfig:
     """`rlhfkit rwsft`: reward-weighted SFT, text loss plus a reward-weighted term on samples."""
     policy: str = opt("runs/sft", "causal-LM directory to start from and sample from")
-    reward_model: str = opt("runs/rm", "reward model directory that weighs the samples")
+    reward_model: str = opt("", "reward model directory that weighs the samples; or give --reward")
+    reward: str = opt("", REWARD_HELP)
     demonstrations: str = opt("tldr", "demonstrations for the text loss: 'tldr' or a JSONL / Parquet file "
                                       "('' for none)")
     n: int = opt(8, "answers sampled per prompt", ge=1)
@@ -133,7 +134,6 @@ class RWSFTConfig:
     train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=32, epochs=1.0, warmup_steps=10),
                              "optimisation")
 
-    def validate(self) -> None:
+    def validate(self, with_reward_fn: bool = False) -> None:
         check_fields(self)
-        if not self.reward_model:
-            raise ConfigError("rwsft needs --reward_model DIR")
+        check_reward_source("rwsft", self.reward_model, self.reward, with_reward_fn)

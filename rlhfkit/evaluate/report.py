@@ -61,6 +61,27 @@ CEILING_NOTE = ("Best-of-n over the same SFT samples of the test prompts, picked
                 "samples can reach at that KL, with no training at all).")
 
 
+GOLD_HEADER = ["method", "reward", "fresh samples", "win rate vs reference [95% CI]", "gold score", "KL to SFT (nats)"]
+GOLD_NOTE = ("Each family's upper bound: rsft and ppo with the gold judge itself as their reward (gold_rsft, "
+             "gold_ppo), on the same number of fresh samples, beside the same methods on the reward model. "
+             "The gold rows learn from no comparisons; their reward calls are judge calls.")
+
+
+def gold_rows(methods: dict) -> list[list[str]]:
+    """The gold upper bounds beside the same methods on the reward model; empty without a gold row."""
+    if not any(name.startswith("gold_") for name in methods):
+        return []
+    rows = []
+    for name in ("rsft", "gold_rsft", "ppo", "gold_ppo"):
+        if name in methods:
+            m, w = methods[name], methods[name]["winrate_vs_reference"]
+            rows.append([name, "gold judge" if name.startswith("gold_") else "reward model",
+                         f"{m['budget']['samples']:,.0f}" if "samples" in m.get("budget", {}) else "-",
+                         f"{_fmt(w['mean'])} [{_fmt(w['ci_low'])}, {_fmt(w['ci_high'])}]",
+                         _fmt(m["gold_score_mean"]), _fmt(m["kl_to_sft"], 2)])
+    return rows
+
+
 def ceiling_rows(results: dict) -> list[list[str]]:
     points = results.get("gold_vs_kl", {}).get("bon", {}).get("points") or results.get("bon_curve") or []
     return [[f"{p['n']:.0f}", _fmt(p["kl"], 2), _fmt(p["gold"]), _fmt(p.get("gold_selected"))] for p in points]
@@ -169,6 +190,8 @@ def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
         parts += ["## Budgets", BUDGET_NOTE, _md_table(BUDGET_HEADER, budget_rows(results["methods"]))]
     if ceiling_rows(results):
         parts += ["## Selection ceiling", CEILING_NOTE, _md_table(CEILING_HEADER, ceiling_rows(results))]
+    if gold_rows(results["methods"]):
+        parts += ["## Gold against gold", GOLD_NOTE, _md_table(GOLD_HEADER, gold_rows(results["methods"]))]
     if "reward_model" in results:
         parts += ["## Reward model", _md_table(["measure", "value"], _rm_rows(results["reward_model"]))]
     if results.get("curves"):
@@ -304,6 +327,9 @@ def write_html(path: Path, results: dict, examples: list[dict]) -> None:
     if ceiling_rows(results):
         parts += ["<h2>Selection ceiling</h2>", f"<p>{html.escape(CEILING_NOTE)}</p>",
                   _html_table(CEILING_HEADER, ceiling_rows(results))]
+    if gold_rows(results["methods"]):
+        parts += ["<h2>Gold against gold</h2>", f"<p>{html.escape(GOLD_NOTE)}</p>",
+                  _html_table(GOLD_HEADER, gold_rows(results["methods"]))]
     if "reward_model" in results:
         parts += ["<h2>Reward model</h2>", _html_table(["measure", "value"], _rm_rows(results["reward_model"]))]
     if results.get("curves"):

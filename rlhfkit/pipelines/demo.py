@@ -22,8 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 
 
-from rlhfkit.config import (RL_METHODS, BestOfNConfig, DataTldrConfig, DemoConfig, DPOConfig, EvalConfig, RLConfig,
-                            RMConfig, RSFTConfig, RWSFTConfig, SampleConfig, SFTConfig, SLiCConfig, to_dict)
+from rlhfkit.config import (GOLD_METHODS, RL_METHODS, BestOfNConfig, DataTldrConfig, DemoConfig, DPOConfig, EvalConfig,
+                            RLConfig, RMConfig, RSFTConfig, RWSFTConfig, SampleConfig, SFTConfig, SLiCConfig, to_dict,
+                            trained_as)
 from rlhfkit.data.records import Comparison, read_records, write_jsonl
 from rlhfkit.evaluate import claims, probes
 from rlhfkit.evaluate import run as evaluate
@@ -32,8 +33,7 @@ from rlhfkit.evaluate.reward_model import merge_by_difference, reward_model_repo
 from rlhfkit.evaluate.metrics import seed_interval
 from rlhfkit.models.heads import load_scalar_model
 from rlhfkit.models.lm import context_length, load_causal_lm
-from rlhfkit.tasks.tldr import export
-from rlhfkit.tasks.tldr.judge import gold_score
+from rlhfkit.tasks.tldr import export, oracle
 from rlhfkit.tasks.tldr.labelers import LABELERS, rank
 from rlhfkit.tasks.tldr.labels import prompts_for_budget, rank_answers
 from rlhfkit.tasks.tldr.world import Post, make_split
@@ -68,10 +68,10 @@ def label_pairs(posts: list[Post], answers: list[list[str]], seed: int) -> tuple
 
 def gold_hook(posts: list[Post]):
     """Mean gold score of each iteration's rollouts: a diagnostic the trainer only logs."""
-    facts = {p.prompt: p.facts for p in posts}
+    gold = oracle.gold_reward_for({p.prompt: p.facts for p in posts})
 
     def hook(step: int, prompts: list[str], completions: list[str], proxy: list[float]) -> dict:
-        return {"gold": statistics.fmean(gold_score(c, facts[p]) for p, c in zip(prompts, completions))}
+        return {"gold": statistics.fmean(gold(prompts, completions))}
     return hook
 
 
@@ -148,10 +148,10 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
 
 def attach_budgets(methods: dict, extra: dict[str, dict], comparisons: int) -> None:
     """Add each trained method's extra results to its evaluation, its budget completed with the
-    comparisons it learned from (all of them, but SFT none) and the KL it ended at."""
+    comparisons it learned from (all of them; SFT and the gold upper bounds none) and the KL it ended at."""
     for method, info in extra.items():
         methods[method].update(info)
-        methods[method]["budget"].update(comparisons=0 if method == "sft" else comparisons,
+        methods[method]["budget"].update(comparisons=0 if method in ("sft", *GOLD_METHODS) else comparisons,
                                          kl_to_sft=methods[method]["kl_to_sft"])
 
 
@@ -186,22 +186,34 @@ def train_method(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: 
                                            valid_data=str(labels / "valid.jsonl"), out=out, resume=cfg.resume,
                                            train=replace(cfg.pref, seed=seed)))
         return out, {"ranking_accuracy": r["valid_accuracy"], "budget": spent(r)}
-    units = cfg.samples // cfg.samples_per_unit(method) if cfg.samples and cfg.samples_per_unit(method) else None
-    if method == "rsft":
-        r = rejection.run_rsft(RSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, rounds=cfg.rsft_rounds,
-                                      out=out, resume=cfg.resume, task=task, sample=sample,
-                                      **({"prompts_per_round": units} if units else {}),
-                                      train=replace(cfg.sl, seed=seed)))
+    return train_sampler(cfg, method, seed, d, train_posts, sample)
+
+
+def train_sampler(cfg: DemoConfig, method: str, seed: int, d: Path, train_posts: list[Post],
+                  sample: SampleConfig) -> tuple[str, dict]:
+    """Train a method that samples and scores its own answers (rsft, rwsft, the RL methods), with
+    the reward model or, for a gold upper bound, the gold judge as its reward."""
+    out, task, algo = str(d / method), cfg.task, trained_as(method)
+    samples, per_unit = cfg.method_samples(method), cfg.samples_per_unit(method)
+    units = samples // per_unit if samples and per_unit else None
+    gold = oracle.gold_reward_for({p.prompt: p.facts for p in train_posts}) if method in GOLD_METHODS else None
+    rm_dir = "" if gold else str(d / "rm")
+    if algo == "rsft":
+        r = rejection.run_rsft(RSFTConfig(policy=str(d / "sft"), reward_model=rm_dir, n=cfg.sample_n,
+                                          rounds=cfg.rsft_rounds, out=out, resume=cfg.resume, task=task, sample=sample,
+                                          **({"prompts_per_round": units} if units else {}),
+                                          train=replace(cfg.sl, seed=seed)), reward_fn=gold)
         return out, {"budget": spent(r)}
-    if method == "rwsft":
-        r = rejection.run_rwsft(RWSFTConfig(policy=sft_dir, reward_model=rm_dir, n=cfg.sample_n, tau=cfg.rwsft_tau,
-                                        alpha=cfg.rwsft_alpha, out=out, resume=cfg.resume, task=task, sample=sample,
-                                        **({"n_prompts": units} if units else {}), train=replace(cfg.sl, seed=seed)))
+    if algo == "rwsft":
+        r = rejection.run_rwsft(RWSFTConfig(policy=str(d / "sft"), reward_model=rm_dir, n=cfg.sample_n,
+                                            tau=cfg.rwsft_tau, alpha=cfg.rwsft_alpha, out=out, resume=cfg.resume,
+                                            task=task, sample=sample, **({"n_prompts": units} if units else {}),
+                                            train=replace(cfg.sl, seed=seed)))
         return out, {"budget": spent(r)}
-    r = rl.run(RLConfig(algo=method, policy=sft_dir, reward_model=rm_dir, out=out, resume=cfg.resume, task=task,
-                    rl=replace(cfg.rl, seed=seed, **({"steps": units} if units else {})), ppo=cfg.ppo, grpo=cfg.grpo,
-                    sample=cfg.eval),
-           on_step=gold_hook(train_posts))
+    r = rl.run(RLConfig(algo=algo, policy=str(d / "sft"), reward_model=rm_dir, out=out, resume=cfg.resume, task=task,
+                        rl=replace(cfg.rl, seed=seed, **({"steps": units} if units else {})), ppo=cfg.ppo,
+                        grpo=cfg.grpo, sample=cfg.eval),
+               reward_fn=gold, on_step=gold_hook(train_posts))
     return out, {"budget": spent(r)}
 
 

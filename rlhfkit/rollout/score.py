@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from rlhfkit.errors import InputError, RunError
-from rlhfkit.models.heads import group_rewards, last_token_index, sequence_rewards, token_values
+from rlhfkit.models.heads import (group_rewards, last_token_index, load_reward_model, sequence_rewards,
+                                  token_values)
 from rlhfkit.models.lm import repeated_rows
 from rlhfkit.rollout.generate import token_logprobs
 from rlhfkit.rollout.types import Experience, last_action_token
@@ -121,6 +122,46 @@ def _where(e: BaseException) -> str:
         return f"{e.filename}:{e.lineno}"
     frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<frozen")]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+
+
+def load_reward(reward_model: str, reward: str, reward_fn: RewardFn | None, tokenizer) -> ScoreFn | None:
+    """A stage's reward as rlhfkit scores with it: the Python function handed in, else the one
+    `reward` names, else the reward model in `reward_model` (None if none is given)."""
+    if reward_fn is not None or reward:
+        return python_reward_fn(reward_fn or load_reward_fn(reward))
+    if reward_model:
+        return reward_model_fn(load_reward_model(reward_model, tokenizer), tokenizer)
+    return None
+
+
+def reward_identity(reward: str, reward_fn: RewardFn | None) -> tuple[dict[str, str], dict | None]:
+    """What identifies a reward function in a job's fingerprint: (data entries, extra entries):
+    the file a --reward spec's code lives in is hashed; a function from Python is known by name."""
+    return {"reward_code": reward_code_file(reward)}, ({"reward_fn": callable_name(reward_fn)} if reward_fn else None)
+
+
+def reward_code_file(spec: str) -> str:
+    """The file a `--reward` spec's code lives in ('' if none can be found), for the job's
+    fingerprint: `FILE.py:fn` names it; `module:fn` is looked up in the working directory, then on
+    the import path, without importing it."""
+    source = spec.rpartition(":")[0]
+    if not source or source.endswith(".py"):
+        return source
+    local = Path(*source.split(".")).with_suffix(".py")
+    if local.is_file():
+        return str(local)
+    try:
+        found = importlib.util.find_spec(source)
+    except (ImportError, ValueError):
+        return ""
+    return found.origin if found is not None and str(found.origin).endswith(".py") else ""
+
+
+def callable_name(fn: Callable) -> str:
+    """How a reward function handed in from Python is known to the job's fingerprint: its name
+    (its code is not hashed), for plain functions, partials and callable objects alike."""
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{getattr(fn, '__module__', None) or type(fn).__module__}:{name}"
 
 
 def python_reward_fn(fn: RewardFn) -> ScoreFn:

@@ -1,4 +1,5 @@
-"""`rlhfkit bon`: best-of-n sampling against a reward model, an inference-time baseline.
+"""`rlhfkit bon`: best-of-n sampling against a reward model (or a Python reward function, `--reward`),
+an inference-time baseline.
 
 For each prompt: n answers from the policy at the sampling temperature, scored by the reward
 model on their own tokens (an answer with no EOS within the limit scores `NO_EOS_SCORE`, as in
@@ -19,11 +20,10 @@ from tqdm import tqdm
 from rlhfkit.algorithms.best_of_n import analytic_kl, select
 from rlhfkit.config import BestOfNConfig, SampleConfig
 from rlhfkit.data.records import write_jsonl
-from rlhfkit.models.heads import load_reward_model
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.rollout.generate import generate
 from rlhfkit.rollout.prompts import load_prompts
-from rlhfkit.rollout.score import reward_model_fn
+from rlhfkit.rollout.score import ScoreFn, load_reward, reward_identity
 from rlhfkit.tasks.base import TASKS
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import budget
@@ -32,13 +32,12 @@ NO_EOS_SCORE = -1.0   # the RL stage's EOS-trick penalty: an unfinished answer i
 
 
 @torch.no_grad()
-def sample_candidates(policy, tokenizer, reward_model, prompts: list[str], n: int, sample: SampleConfig,
+def sample_candidates(policy, tokenizer, reward: ScoreFn, prompts: list[str], n: int, sample: SampleConfig,
                       desc: str = "best-of-n", eos_trick: bool = True
                       ) -> tuple[list[list[str]], torch.Tensor, torch.Tensor]:
-    """n answers per prompt, their reward-model scores and EOS flags: (texts [P][n], (P, n), (P, n)).
+    """n answers per prompt, their scores under `reward` and EOS flags: (texts [P][n], (P, n), (P, n)).
     With the EOS trick an answer cut at the token limit scores NO_EOS_SCORE; without it, the
-    reward model reads it as if it ended there."""
-    reward = reward_model_fn(reward_model, tokenizer)
+    reward reads it as if it ended there."""
     flat = [p for p in prompts for _ in range(n)]
     texts: list[str] = []
     scores: list[torch.Tensor] = []
@@ -58,19 +57,20 @@ def sample_candidates(policy, tokenizer, reward_model, prompts: list[str], n: in
 
 def run(cfg: BestOfNConfig) -> dict:
     cfg.validate()
+    code, _ = reward_identity(cfg.reward, None)
     job = Job.begin("bon", cfg, models={"policy": cfg.policy, "reward_model": cfg.reward_model},
-                    data={"prompts": cfg.prompts})
+                    data={"prompts": cfg.prompts} | code)
     if job.result is not None:
         return job.result
     # ---- Models and prompts
     policy, tokenizer = load_causal_lm(cfg.policy)
-    reward_model = load_reward_model(cfg.reward_model, tokenizer)
+    reward = load_reward(cfg.reward_model, cfg.reward, None, tokenizer)
     prompts = load_prompts(cfg.prompts, cfg.task, "test", tokenizer,
                            context_length(policy) - cfg.sample.max_new_tokens - 1)
     if cfg.prompts in TASKS:     # a file's prompts are all used; a task's test split is cut to n_prompts
         prompts = prompts[:cfg.n_prompts]
     # ---- n candidates each, scored; keep the best
-    texts, scores, ended = sample_candidates(policy, tokenizer, reward_model, prompts, cfg.n, cfg.sample,
+    texts, scores, ended = sample_candidates(policy, tokenizer, reward, prompts, cfg.n, cfg.sample,
                                              eos_trick=cfg.eos_trick)
     best = select(scores).tolist()
     kl = analytic_kl(cfg.n)

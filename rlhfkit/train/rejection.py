@@ -1,5 +1,6 @@
 """`rlhfkit rsft` and `rlhfkit rwsft`: supervised fine-tuning on the policy's own samples, chosen
-or weighted by the reward model (the supervised family that uses a reward).
+or weighted by the reward model or a Python reward function (`--reward`, as in `rlhfkit rl`): the
+supervised family that uses a reward.
 
 - rsft (rejection-sampling fine-tuning; Touvron et al. 2023, Dong et al. 2023): each round
   samples n answers per prompt from the current policy, keeps the reward model's best and
@@ -22,9 +23,9 @@ from rlhfkit.algorithms.rwsft import sample_weights
 from rlhfkit.config import RSFTConfig, RWSFTConfig
 from rlhfkit.data.collate import Example, encode_demonstration, encode_record
 from rlhfkit.data.records import Demonstration, Where, load_demonstrations, write_jsonl
-from rlhfkit.models.heads import load_reward_model
 from rlhfkit.models.lm import context_length, load_causal_lm, save_model
 from rlhfkit.rollout.prompts import load_prompts
+from rlhfkit.rollout.score import RewardFn, load_reward, reward_identity
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.best_of_n import sample_candidates
 from rlhfkit.train.job import Job
@@ -40,15 +41,17 @@ def _encode(prompt: str, answer: str, tokenizer, max_len: int, where: Where, wei
     return weighted(encode_demonstration(Demonstration(prompt, answer, where), tokenizer, max_len), weight)
 
 
-def run_rsft(cfg: RSFTConfig) -> dict:
-    cfg.validate()
-    job = Job.begin("rsft", cfg, models={"policy": cfg.policy, "reward_model": cfg.reward_model},
-                    data={"prompts": cfg.prompts})
+def run_rsft(cfg: RSFTConfig, reward_fn: RewardFn | None = None) -> dict:
+    """`reward_fn`: a Python reward (prompts, completions) -> scores in place of --reward_model / --reward."""
+    cfg.validate(with_reward_fn=reward_fn is not None)
+    code, fn_name = reward_identity(cfg.reward, reward_fn)
+    job = Job.begin("rsft", cfg, models={"policy": cfg.policy, "reward_model": cfg.reward_model}, extra=fn_name,
+                    data={"prompts": cfg.prompts} | code)
     if job.result is not None:
         return job.result
     # ---- Models and prompts
     policy, tokenizer = load_causal_lm(cfg.policy)
-    reward_model = load_reward_model(cfg.reward_model, tokenizer)
+    reward = load_reward(cfg.reward_model, cfg.reward, reward_fn, tokenizer)
     max_len = context_length(policy)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer, max_len - cfg.sample.max_new_tokens - 1)
     out = Path(cfg.out)
@@ -68,7 +71,7 @@ def run_rsft(cfg: RSFTConfig) -> dict:
         start = (r * cfg.prompts_per_round) % len(prompts)
         batch = (prompts[start:] + prompts[:start])[:cfg.prompts_per_round]
         sample = replace(cfg.sample, seed=cfg.sample.seed + 7919 * r)      # fresh draws each round
-        texts, scores, _ = sample_candidates(policy.eval(), tokenizer, reward_model, batch, cfg.n, sample,
+        texts, scores, _ = sample_candidates(policy.eval(), tokenizer, reward, batch, cfg.n, sample,
                                           desc=f"rsft round {r + 1}")
         # ---- 2. keep the reward model's best of each prompt
         best = select(scores).tolist()
@@ -87,15 +90,17 @@ def run_rsft(cfg: RSFTConfig) -> dict:
     return job.finish({"rounds": cfg.rounds, "last_round": stats, "budget": spent, "out": str(out / "model")})
 
 
-def run_rwsft(cfg: RWSFTConfig) -> dict:
-    cfg.validate()
-    job = Job.begin("rwsft", cfg, models={"policy": cfg.policy, "reward_model": cfg.reward_model},
-                    data={"prompts": cfg.prompts, "demonstrations": cfg.demonstrations})
+def run_rwsft(cfg: RWSFTConfig, reward_fn: RewardFn | None = None) -> dict:
+    """`reward_fn`: a Python reward (prompts, completions) -> scores in place of --reward_model / --reward."""
+    cfg.validate(with_reward_fn=reward_fn is not None)
+    code, fn_name = reward_identity(cfg.reward, reward_fn)
+    job = Job.begin("rwsft", cfg, models={"policy": cfg.policy, "reward_model": cfg.reward_model}, extra=fn_name,
+                    data={"prompts": cfg.prompts, "demonstrations": cfg.demonstrations} | code)
     if job.result is not None:
         return job.result
     # ---- Models, prompts and demonstrations
     policy, tokenizer = load_causal_lm(cfg.policy)
-    reward_model = load_reward_model(cfg.reward_model, tokenizer)
+    reward = load_reward(cfg.reward_model, cfg.reward, reward_fn, tokenizer)
     max_len = context_length(policy)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
                            max_len - cfg.sample.max_new_tokens - 1)[:cfg.n_prompts]
@@ -104,7 +109,7 @@ def run_rwsft(cfg: RWSFTConfig) -> dict:
     else:
         demos = load_demonstrations(cfg.demonstrations) if cfg.demonstrations else []
     # ---- 1. n samples per prompt from the starting policy, scored
-    texts, scores, _ = sample_candidates(policy.eval(), tokenizer, reward_model, prompts, cfg.n, cfg.sample,
+    texts, scores, _ = sample_candidates(policy.eval(), tokenizer, reward, prompts, cfg.n, cfg.sample,
                                       desc="rwsft samples")
     # ---- 2. weights: n * softmax(r / tau) per prompt, so a prompt's samples weigh n in total
     weights = (sample_weights(scores, cfg.tau) * cfg.n).tolist()

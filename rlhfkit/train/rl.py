@@ -27,7 +27,6 @@ the EOS trick gives an answer without EOS `eos_penalty` instead of its reward.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
@@ -47,14 +46,13 @@ from rlhfkit.algorithms.stats import kl_k3, masked_mean
 from rlhfkit.config import RLConfig
 from rlhfkit.errors import RunError
 from rlhfkit.models.attention import use_for_training
-from rlhfkit.models.heads import load_reward_model, load_scalar_model, scalar_model_from_lm
+from rlhfkit.models.heads import load_scalar_model, scalar_model_from_lm
 from rlhfkit.models.lm import (context_length, disable_dropout, load_causal_lm, repeated_rows,
                                save_atomic, save_model)
 from rlhfkit.rollout.episodes import play_episodes
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.prompts import load_prompts
-from rlhfkit.rollout.score import (RewardFn, ScoreFn, load_reward_fn, python_reward_fn, response_values,
-                                   reward_model_fn, score)
+from rlhfkit.rollout.score import RewardFn, ScoreFn, load_reward, response_values, reward_identity, score
 from rlhfkit.rollout.types import Experience
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job, last_good_checkpoint
@@ -177,36 +175,12 @@ def check_rollouts(algo: str, step: int, exp: Experience, seq_kl: torch.Tensor, 
                "in nats, of the policy the last update left: resuming may need a higher rl.max_kl", out)
 
 
-def reward_code_file(spec: str) -> str:
-    """The file a `--reward` spec's code lives in ('' if none can be found), for the job's
-    fingerprint: `FILE.py:fn` names it; `module:fn` is looked up in the working directory, then on
-    the import path, without importing it."""
-    source = spec.rpartition(":")[0]
-    if not source or source.endswith(".py"):
-        return source
-    local = Path(*source.split(".")).with_suffix(".py")
-    if local.is_file():
-        return str(local)
-    try:
-        found = importlib.util.find_spec(source)
-    except (ImportError, ValueError):
-        return ""
-    return found.origin if found is not None and str(found.origin).endswith(".py") else ""
-
-
-def callable_name(fn: Callable) -> str:
-    """How a reward function handed in from Python is known to the job's fingerprint: its name
-    (its code is not hashed), for plain functions, partials and callable objects alike."""
-    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    return f"{getattr(fn, '__module__', None) or type(fn).__module__}:{name}"
-
-
 def rl_job(cfg: RLConfig, reward_fn: RewardFn | None) -> Job:
     """The run's job: its models, prompts, the reward's code (or a Python function's name), config."""
+    code, fn_name = reward_identity(cfg.reward, reward_fn)
     return Job.begin(cfg.algo, cfg, models={"policy": cfg.policy, "value_model": cfg.value_model,
                                             "reward_model": cfg.reward_model},
-                     data={"prompts": cfg.prompts, "reward_code": reward_code_file(cfg.reward)},
-                     extra={"reward_fn": callable_name(reward_fn)} if reward_fn else None)
+                     data={"prompts": cfg.prompts} | code, extra=fn_name)
 
 
 def load_models(cfg: RLConfig, critic: bool, reward_fn: RewardFn | None) -> tuple:
@@ -215,11 +189,7 @@ def load_models(cfg: RLConfig, critic: bool, reward_fn: RewardFn | None) -> tupl
     policy, tokenizer = load_causal_lm(cfg.policy)
     ref, _ = load_causal_lm(cfg.policy)
     ref.requires_grad_(False)
-    reward = None     # a task's environment may be the only reward
-    if reward_fn is not None or cfg.reward:
-        reward = python_reward_fn(reward_fn or load_reward_fn(cfg.reward))
-    elif cfg.reward_model:
-        reward = reward_model_fn(load_reward_model(cfg.reward_model, tokenizer), tokenizer)
+    reward = load_reward(cfg.reward_model, cfg.reward, reward_fn, tokenizer)   # None: the environment's alone
     value_model = None
     if critic:    # from --value_model, else the reward model, else the policy's backbone with a new head
         start = cfg.value_model or cfg.reward_model

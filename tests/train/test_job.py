@@ -170,7 +170,7 @@ def test_the_reward_function_is_part_of_the_job(tmp_path, monkeypatch):
 
     from rlhfkit.config import RLConfig
     from rlhfkit.train.job import config_fingerprint, data_fingerprint
-    from rlhfkit.train.rl import callable_name, reward_code_file
+    from rlhfkit.rollout.score import callable_name, reward_code_file
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rewards.py").write_text("def a(p, c): return [0.0] * len(c)\ndef b(p, c): return [1.0] * len(c)\n")
     assert reward_code_file("rewards.py:a") == "rewards.py" and reward_code_file("rewards:a") == "rewards.py"
