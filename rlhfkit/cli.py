@@ -35,6 +35,7 @@ STAGES = {
     "dpo": (C.DPOConfig, "rlhfkit.train.preference:run_dpo"),
     "eval": (C.EvalConfig, "rlhfkit.evaluate.run:run"),
     "demo": (C.DemoConfig, "rlhfkit.pipelines.demo:run"),
+    "sweep": (C.SweepConfig, "rlhfkit.pipelines.sweep:run"),
     "vader": (VaderExperimentConfig, "rlhfkit.pipelines.vader:run"),
     "chat": (C.ChatConfig, "rlhfkit.chat:run"),
 }

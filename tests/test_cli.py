@@ -195,6 +195,36 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     assert "seed0/slic belongs to another job (config.train.lr differ)" in proc.stderr.strip().splitlines()[-1]
 
 
+def test_sweep_over_budgets_from_a_finished_demo(tiny_model_dir, tmp_path):
+    demo = tmp_path / "demo"
+    rlhfkit("demo", "--out", demo, "--base_model", tiny_model_dir, "--methods", "dpo", "--n_prompts", "16",
+            "--label_budget", "60", "--eval.max_new_tokens", "16", "--sft.epochs", "0.5", "--rm.epochs", "0.5",
+            "--pref.epochs", "0.5", *TINY_TASK)
+    args = ["sweep", "--demo", demo, "--out", tmp_path / "sweep", "--seeds", "1", "--samples", "16,32",
+            "--rl.prompts_per_step", "8", "--rl.minibatch_size", "4", "--rl.warmup_steps", "1", "--bon_n", "4",
+            "--sample_n", "2", "--rsft_rounds", "2", "--sl.epochs", "0.5"]
+    rlhfkit(*args)
+    results = json.loads((tmp_path / "sweep" / "results.json").read_text())
+    rows = {(r["method"], r["samples"]) for r in results["rows"]}
+    assert rows == {("sft", 0)} | {(m, n) for m in ("ppo", "gold_ppo", "rsft") for n in (16, 32)}
+    seed0 = tmp_path / "sweep" / "seed0"
+    # one PPO run per reward, kept after 2 and 4 iterations of 8 episodes; the gold run's reward is the judge's score
+    assert (seed0 / "ppo" / "at2" / "model").is_dir() and (seed0 / "ppo" / "at4" / "model").is_dir()
+    gold_log = [json.loads(line) for line in (seed0 / "gold_ppo" / "log.jsonl").open()]
+    assert len(gold_log) == 4 and all(row["score"] == pytest.approx(row["gold"], abs=1e-5) for row in gold_log)
+    assert {json.loads(line)["lr"] for line in (seed0 / "ppo" / "log.jsonl").open()} == {5e-4}   # no decay
+    kept = [json.loads(line) for line in (seed0 / "rsft32" / "round1" / "selected.jsonl").open()]
+    assert len(kept) == 32 // (2 * 2)
+    assert [c["n"] for c in results["bon_curve"]] == [1, 2, 4] and results["fits"]["bon"]["points"] >= 2
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    assert "| gold_ppo | 32 |" in report and "## Gao et al." in report and (tmp_path / "sweep" / "sweep.png").is_file()
+    # started again, every run is found finished
+    assert rlhfkit(*args).stderr.count("already holds this finished job") == 2 + 2 + 1
+    # a demo that never finished is named in one line
+    proc = rlhfkit("sweep", "--demo", tmp_path / "nothing", "--out", tmp_path / "s2", check=False)
+    assert proc.returncode != 0 and "holds no finished `rlhfkit demo`" in proc.stderr.strip().splitlines()[-1]
+
+
 def test_supervised_stages_from_the_command_line(tiny_model_dir, tmp_path):
     data, rm = tmp_path / "data", tmp_path / "rm"
     rlhfkit("data", "tldr", "--out", data, *TINY_TASK)

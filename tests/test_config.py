@@ -242,6 +242,8 @@ def test_value_model_without_ppo_is_refused(capsys, algo):
 def test_contradictory_counts_are_refused():
     with pytest.raises(ConfigError, match=r"n_prompts \(600\) exceeds task.n_test \(500\)"):
         parse(EvalConfig, ["--n_prompts", "600"])
+    with pytest.raises(ConfigError, match=r"n_prompts \(600\) exceeds task.n_test \(500\)"):
+        parse(DemoConfig, ["--n_prompts", "600"])
     with pytest.raises(ConfigError, match="json prints the statistics: give it with --stats"):
         parse(DATA_TASKS["tldr"][0], ["--out", "d", "--json"])
 

@@ -21,7 +21,7 @@ from rlhfkit.config.fields import ConfigError, check_fields, check_max_len, opt,
 from rlhfkit.config.loading import add_arguments, apply_yaml, from_args, set_dotted, to_dict
 from rlhfkit.config.preference import DPOConfig, RMConfig, SLiCConfig
 from rlhfkit.config.report import (ALL_METHODS, CONVERSATION_METHODS, GOLD_METHODS, METHODS, ConversationDemoConfig,
-                                   DemoConfig, EvalConfig, parse_policies, trained_as)
+                                   DemoConfig, EvalConfig, SweepConfig, parse_policies, trained_as)
 from rlhfkit.config.rl import RLConfig
 from rlhfkit.config.sections import (MOVED_FIELDS, RL_METHODS, ArchConfig, GRPOOptions, PPOOptions, RLAlgoConfig,
                                      SampleConfig, TaskConfig, TrainConfig)
@@ -30,6 +30,6 @@ from rlhfkit.config.supervised import (BestOfNConfig, DataTldrConfig, PretrainCo
 
 __all__ = ["ALL_METHODS", "CONVERSATION_METHODS", "ConversationDemoConfig", "GOLD_METHODS", "METHODS", "MOVED_FIELDS", "RL_METHODS", "ArchConfig", "GRPOOptions", "PPOOptions", "BestOfNConfig", "ChatConfig", "ConfigError", "DPOConfig",
            "DataTldrConfig", "DemoConfig", "EvalConfig", "PretrainConfig", "RLAlgoConfig", "RLConfig", "RMConfig",
-           "RSFTConfig", "RWSFTConfig", "SFTConfig", "SLiCConfig", "SampleConfig", "TaskConfig", "TrainConfig",
+           "RSFTConfig", "RWSFTConfig", "SFTConfig", "SLiCConfig", "SampleConfig", "SweepConfig", "TaskConfig", "TrainConfig",
            "add_arguments", "apply_yaml", "check_fields", "check_max_len", "from_args", "opt", "parse_policies",
            "set_dotted", "sub", "to_dict", "trained_as"]

@@ -99,6 +99,8 @@ class DemoConfig:
 
     def validate(self) -> None:
         check_fields(self)
+        if self.n_prompts > self.task.n_test:
+            raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
         for m in self.method_list:
             if m not in METHODS:
                 raise ConfigError(f"methods: unknown method {m!r}; choose from {', '.join(METHODS)} or 'all'")
@@ -123,8 +125,6 @@ class DemoConfig:
         if self.samples or method not in GOLD_METHODS:
             return self.samples
         return self.rl.steps * self.samples_per_unit("ppo")
-        if self.n_prompts > self.task.n_test:
-            raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
 
     @property
     def method_list(self) -> list[str]:
@@ -223,3 +223,56 @@ class ConversationDemoConfig:
     @property
     def doses(self) -> list[int]:
         return parse_events(self.events)
+
+
+SWEEP_METHODS = ("bon", "rsft", "ppo", "gold_ppo")
+
+
+@dataclass
+class SweepConfig:
+    """`rlhfkit sweep`: PPO, RSFT and best-of-n over a range of sample budgets, from a finished demo."""
+    demo: str = opt("runs/demo", "a finished `rlhfkit demo` directory: each seed's sft/ and rm/ are the start, and "
+                                 "its world and sampling are reused")
+    out: str = opt("runs/sweep", "directory for every run, results.json, report.md and sweep.png", writes="dir")
+    resume: bool = opt(True, "true: each run continues or skips its own finished job; false: every run starts over")
+    seeds: int = opt(3, "seeds of the demo to start from (seed0 ... seed{N-1})", ge=1)
+    samples: str = opt("2560,7680,30720", "reward-scored samples per method (PPO episodes; RSFT's rounds x prompts x "
+                                          "sample_n), comma-separated: one long PPO run per seed and reward, kept at "
+                                          "each (its lr constant after the warm-up, so each is that budget's run)")
+    methods: str = opt(",".join(SWEEP_METHODS), "from " + ", ".join(SWEEP_METHODS) + " (gold_ppo: ppo with the gold "
+                                                "judge as its reward, the upper bound)")
+    bon_n: int = opt(64, "best-of-n's largest n, on the test prompts (the curve at n = 1, 2, 4, ...)", ge=1)
+    sample_n: int = opt(8, "answers sampled per prompt for rsft", ge=1)
+    rsft_rounds: int = opt(2, "rejection-sampling rounds", ge=1)
+    # the demo's PPO at the batch size the issue of scale asks for (256), lr held constant after the warm-up
+    rl: RLAlgoConfig = sub(lambda: RLAlgoConfig(prompts_per_step=256, minibatch_size=64, epochs=2, lr=5e-4,
+                                                lr_decay=False, dtype="bfloat16"), "the RL update")
+    ppo: PPOOptions = sub(PPOOptions, "ppo's own options")
+    sl: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10, dtype="bfloat16"),
+                          "optimisation of each rsft round")
+
+    @property
+    def budgets(self) -> list[int]:
+        items = [x.strip() for x in self.samples.split(",") if x.strip()]
+        bad = next((x for x in items if not x.isdigit() or int(x) == 0), None)
+        if bad is not None or not items:
+            raise ConfigError(f"samples: expected budgets like '2560,7680,30720', got {bad or self.samples!r}")
+        return sorted({int(x) for x in items})
+
+    @property
+    def method_list(self) -> list[str]:
+        given = [m.strip() for m in self.methods.split(",") if m.strip()]
+        unknown = next((m for m in given if m not in SWEEP_METHODS), None)
+        if unknown is not None:
+            raise ConfigError(f"methods: unknown method {unknown!r}; choose from {', '.join(SWEEP_METHODS)}")
+        return [m for m in SWEEP_METHODS if m in given]
+
+    def validate(self) -> None:
+        check_fields(self)
+        self.method_list
+        self.rl.validate("ppo")
+        for b in self.budgets:
+            for what, unit in (("ppo", self.rl.prompts_per_step), ("rsft", self.rsft_rounds * self.sample_n)):
+                if b % unit:
+                    raise ConfigError(f"samples: {b} is not a multiple of {unit}, the samples one {what} "
+                                      f"{'iteration' if what == 'ppo' else 'prompt'} draws")

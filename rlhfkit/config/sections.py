@@ -111,6 +111,10 @@ class RLAlgoConfig:
     epochs: int = opt(4, "optimisation passes over each batch of rollouts", ge=1)
     minibatch_size: int = opt(32, "rollouts per gradient step", ge=1)
     lr: float = opt(1e-4, "learning rate of policy and value model (AdamW, eps 1e-5, linear decay)", gt=0)
+    lr_decay: bool = opt(True, "decay the lr linearly to 0 over the run (N+); false: constant after the warm-up, so "
+                               "a run's first N iterations are the N-iteration run and its kept policies (keep_at) "
+                               "a budget sweep")
+    keep_at: str = opt("", "iterations whose policy is kept as OUT/at<N>/model, comma-separated")
     # on by default: measured on the demo's PPO over three seeds (README, "PPO's recipe"), it cuts the
     # first iterations' KL and clipping at an unchanged final KL and win rate
     warmup_steps: int = opt(5, "iterations of linear lr warm-up before the decay (0: none)", ge=0)
@@ -143,6 +147,18 @@ class RLAlgoConfig:
             raise ConfigError(f"rl.value_warmup ({self.value_warmup}) must be below rl.steps ({self.steps})")
         if RL_ALGORITHMS[algo].grouped and self.k < 2:
             raise ConfigError(f"rl.k must be >= 2 for {algo} (its baseline needs other samples), got {self.k}")
+        outside = [n for n in self.keep_steps if not 1 <= n <= self.steps]
+        if outside:
+            raise ConfigError(f"rl.keep_at: iteration {outside[0]} is outside the run's 1..{self.steps}")
+
+    @property
+    def keep_steps(self) -> list[int]:
+        """keep_at's iterations, in order."""
+        items = [x.strip() for x in self.keep_at.split(",") if x.strip()]
+        bad = next((x for x in items if not x.isdigit()), None)
+        if bad is not None:
+            raise ConfigError(f"rl.keep_at: expected iterations like '10,30,120', got {bad!r}")
+        return sorted({int(x) for x in items})
 
 
 # ---- the RL algorithms' own sections: `--ppo.lam`, `--grpo.eps` (train/rl.py hands the section

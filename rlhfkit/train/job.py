@@ -107,9 +107,14 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def differences(a: dict, b: dict) -> list[str]:
-    """Dotted names of the leaves where two fingerprints differ."""
+    """Dotted names of the leaves where two fingerprints differ. A leaf one of them lacks reads as
+    '': an option added since (empty: not used) leaves the jobs of an older rlhfkit the same jobs."""
     fa, fb = _flatten(a), _flatten(b)
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, "") != fb.get(k, ""))
+
+
+def same_job(theirs: dict | None, mine: dict) -> bool:
+    return theirs is not None and not differences(theirs, mine)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -162,7 +167,7 @@ class Job:
             return
         done = _read_json(marker) if marker.is_file() else None
         if marker.is_file() and _outputs_exist(self.out, done):
-            if done is None or done.get("fingerprint") != self.fingerprint:
+            if done is None or not same_job(done.get("fingerprint"), self.fingerprint):
                 self._refuse(self.out, done and done.get("fingerprint"))
             self.result = done.get("result", {})
             print(f"{self.stage}: {self.out} already holds this finished job; nothing to do "
@@ -172,7 +177,7 @@ class Job:
         recover_atomic(checkpoint)
         if checkpoint.is_dir():
             theirs = _read_json(checkpoint / "job.json")
-            if theirs is None or theirs.get("fingerprint") != self.fingerprint:
+            if theirs is None or not same_job(theirs.get("fingerprint"), self.fingerprint):
                 self._refuse(checkpoint, theirs and theirs.get("fingerprint"))
 
     def claim(self) -> None:

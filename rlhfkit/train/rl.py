@@ -64,11 +64,11 @@ from rlhfkit.train.loop import (batch_at, budget, check_step, check_weights, loa
 StepHook = Callable[[int, list[str], list[str], list[float]], dict]
 
 
-def rl_lr_factor(step: int, warmup: int, total: int) -> float:
+def rl_lr_factor(step: int, warmup: int, total: int, decay: bool = True) -> float:
     """The lr multiplier at iteration `step`: a linear warm-up over `warmup` iterations (the first
     updates otherwise spend KL on a value model that has not caught up), times a linear decay to 0
-    over the run (N+)."""
-    return min(1.0, (step + 1) / warmup if warmup else 1.0) * max(0.0, 1 - step / total)
+    over the run (N+) if `decay`."""
+    return min(1.0, (step + 1) / warmup if warmup else 1.0) * (max(0.0, 1 - step / total) if decay else 1.0)
 
 
 # ---- 1b. old log-probs in the update's precision ----------------------------------------------
@@ -273,7 +273,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     policy, ref, tokenizer, reward, value_model = load_models(cfg, entry.critic, reward_fn)
     params = [p for m in (policy, value_model) if m is not None for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=hp.lr, eps=1e-5)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: rl_lr_factor(s, hp.warmup_steps, hp.steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: rl_lr_factor(s, hp.warmup_steps, hp.steps, hp.lr_decay))
     kl = KLController(hp.beta, hp.target_kl or None, hp.kl_horizon)
     step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
@@ -313,6 +314,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             if on_step is not None:
                 stats.update(on_step(step, batch, exp.texts, exp.raw_scores.tolist()))
             log_iteration(log, bar, stats)
+            if step in hp.keep_steps:      # a budget sweep's point: the policy as it stands after `step`
+                save_model(out / f"at{step}" / "model", policy, tokenizer)
             if hp.checkpoint_every and step % hp.checkpoint_every == 0 and step < hp.steps:
                 _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step,
                                  job)

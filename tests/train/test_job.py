@@ -107,6 +107,9 @@ def test_differences_names_the_leaves():
     a = {"models": {"m": {"weights": 1, "config": 2}}, "config": {"train": {"lr": 1}}}
     b = {"models": {"m": {"weights": 1, "config": 3}}, "config": {"train": {"lr": 1, "seed": 0}}}
     assert differences(a, b) == ["config.train.seed", "models.m.config"]
+    # an option added since, left empty, is no difference: a job from before it is the same job
+    assert differences(a, a | {"config": {"train": {"lr": 1}, "reward": ""}}) == []
+    assert differences(a, a | {"config": {"train": {"lr": 1}, "reward": "m:f"}}) == ["config.reward"]
 
 
 def test_load_weights_refuses_missing_and_unexpected_keys(tiny_model_dir, tmp_path):

@@ -14,7 +14,7 @@ def e_share(prompts, completions):
 
 
 def _cfg(policy, out, algo="ppo"):
-    return RLConfig(algo=algo, policy=str(policy), reward="unused:unused", out=str(out),
+    return RLConfig(algo=algo, policy=str(policy), out=str(out),
                     task=TaskConfig(n_train=32),
                     rl=RLAlgoConfig(steps=4, prompts_per_step=8, k=2, epochs=2, minibatch_size=4, lr=1e-3,
                                     checkpoint_every=2, eos_trick=False),
@@ -42,6 +42,34 @@ def test_rl_resume_after_a_kill_matches_an_uninterrupted_run(tiny_model_dir, tmp
     resumed, _ = load_causal_lm(tmp_path / "cut")
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_without_lr_decay_a_kept_policy_is_the_shorter_run(tiny_model_dir, tmp_path):
+    # a budget sweep from one run: with a constant lr, the policy kept after iteration 2 of a
+    # 4-iteration run equals a 2-iteration run's
+    long, short = _cfg(tiny_model_dir, tmp_path / "long"), _cfg(tiny_model_dir, tmp_path / "short")
+    long.rl.lr_decay = short.rl.lr_decay = False
+    long.rl.keep_at, short.rl.steps = "2", 2
+    rl.run(long, reward_fn=e_share)
+    rl.run(short, reward_fn=e_share)
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "long" / "log.jsonl").open()]
+    assert lrs == pytest.approx([1e-3 * min(1, (s + 1) / 5) for s in range(1, 5)])     # the warm-up, no decay
+    kept, _ = load_causal_lm(tmp_path / "long" / "at2" / "model")
+    two, _ = load_causal_lm(tmp_path / "short" / "model")
+    final, _ = load_causal_lm(tmp_path / "long" / "model")
+    for (name, a), (_, b), (_, c) in zip(kept.state_dict().items(), two.state_dict().items(),
+                                         final.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert any(not torch.equal(a, c) for a, c in zip(kept.parameters(), final.parameters()))
+
+
+def test_keep_at_names_iterations_inside_the_run():
+    from rlhfkit.config import ConfigError
+    assert RLAlgoConfig(steps=40, keep_at="10, 40,10").keep_steps == [10, 40]
+    with pytest.raises(ConfigError, match=r"rl.keep_at: iteration 41 is outside the run's 1..40"):
+        RLAlgoConfig(steps=40, keep_at="10,41").validate("ppo")
+    with pytest.raises(ConfigError, match=r"rl.keep_at: expected iterations like '10,30,120', got 'x'"):
+        RLAlgoConfig(keep_at="10,x").validate("ppo")
 
 
 def test_a_prompt_longer_than_the_context_is_named_before_training(tiny_model_dir, tmp_path):

@@ -1,0 +1,151 @@
+"""`rlhfkit sweep`: RL against SL over a range of sample budgets, from a finished demo.
+
+For each seed of the demo, from its SFT policy and reward model:
+
+    ppo       one long run to the largest budget, its lr constant after the warm-up, the policy
+              kept at each budget (so each kept policy is the run of that many episodes)
+    gold_ppo  the same with the gold judge as its reward: the upper bound of RL
+    rsft      one run per budget (rounds x prompts x sample_n samples)
+    bon       best-of-n on the test prompts up to bon_n: gold score against KL, picked by the reward
+              model and by the gold judge (the selection ceiling); n samples per query
+
+then every policy on the demo's held-out prompts. The report gives win rate, gold score and KL at
+each budget (mean and 95% CI over seeds) and Gao et al. (2022)'s forms fitted to gold gain
+against KL for ppo, gold_ppo and best-of-n.
+
+    rlhfkit demo --out runs/demo --seeds 3
+    rlhfkit sweep --demo runs/demo --seeds 3 --samples 2560,7680,30720 --out runs/sweep
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from rlhfkit.config import (BestOfNConfig, EvalConfig, RLConfig, RSFTConfig, SampleConfig, SweepConfig, TaskConfig,
+                            to_dict)
+from rlhfkit.data.records import read_records
+from rlhfkit.errors import InputError
+from rlhfkit.evaluate import probes
+from rlhfkit.evaluate import run as evaluate
+from rlhfkit.evaluate.metrics import seed_interval
+from rlhfkit.evaluate.sweep_report import write_sweep_report
+from rlhfkit.pipelines.demo import gold_hook, mean_tree
+from rlhfkit.tasks.tldr import oracle
+from rlhfkit.tasks.tldr.world import make_split
+from rlhfkit.train import best_of_n as bon
+from rlhfkit.train import rejection, rl
+
+
+def demo_settings(demo: Path) -> tuple[TaskConfig, SampleConfig, int]:
+    """The finished demo's world, sampling and number of held-out prompts."""
+    try:
+        config = json.loads((demo / "results.json").read_text())["config"]
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"sweep: {demo} holds no finished `rlhfkit demo` (its results.json with the config); "
+                         f"run the demo first, or give --demo DIR") from None
+    return TaskConfig(**config["task"]), SampleConfig(**config["eval"]), config["n_prompts"]
+
+
+def train_ppo(cfg: SweepConfig, method: str, seed: int, start: Path, d: Path, task: TaskConfig,
+              sample: SampleConfig) -> dict[str, str]:
+    """One PPO run to the largest budget, kept at each: {f"{method}@{samples}": policy dir}."""
+    iterations = {b: b // cfg.rl.prompts_per_step for b in cfg.budgets}
+    posts = make_split(task.seed, "train", task.n_train)
+    gold = oracle.gold_reward_for({p.prompt: p.facts for p in posts}) if method == "gold_ppo" else None
+    keep = ",".join(str(i) for i in iterations.values())
+    rl.run(RLConfig(algo="ppo", policy=str(start / "sft"), reward_model="" if gold else str(start / "rm"),
+                    out=str(d / method), resume=cfg.resume, task=task, ppo=cfg.ppo, sample=sample,
+                    rl=replace(cfg.rl, seed=seed, steps=max(iterations.values()), keep_at=keep)),
+           reward_fn=gold, on_step=gold_hook(posts))
+    return {f"{method}@{b}": str(d / method / f"at{i}" / "model") for b, i in iterations.items()}
+
+
+def train_rsft(cfg: SweepConfig, seed: int, start: Path, d: Path, task: TaskConfig,
+               sample: SampleConfig) -> dict[str, str]:
+    """One RSFT run per budget: {f"rsft@{samples}": policy dir}."""
+    out = {}
+    for b in cfg.budgets:
+        r = rejection.run_rsft(RSFTConfig(policy=str(start / "sft"), reward_model=str(start / "rm"), n=cfg.sample_n,
+                                          rounds=cfg.rsft_rounds,
+                                          prompts_per_round=b // (cfg.rsft_rounds * cfg.sample_n),
+                                          out=str(d / f"rsft{b}"), resume=cfg.resume, task=task, sample=sample,
+                                          train=replace(cfg.sl, seed=seed)))
+        out[f"rsft@{b}"] = r["out"]
+    return out
+
+
+def run_seed(cfg: SweepConfig, seed: int, start: Path, d: Path, task: TaskConfig, sample: SampleConfig,
+             n_prompts: int) -> dict:
+    """Train every method at every budget from the demo's seed, then evaluate them together."""
+    own = replace(sample, seed=20_000 + seed)      # the methods' own draws, as in the demo
+    policies = {"sft": str(start / "sft")}
+    for method in cfg.method_list:
+        if method in ("ppo", "gold_ppo"):
+            policies |= train_ppo(cfg, method, seed, start, d, task, sample)
+        elif method == "rsft":
+            policies |= train_rsft(cfg, seed, start, d, task, own)
+    results = evaluate.run(EvalConfig(policies=",".join(f"{k}={v}" for k, v in policies.items()),
+                                      kl_ref=str(start / "sft"), out=str(d), n_prompts=n_prompts, task=task,
+                                      sample=sample))
+    if "bon" in cfg.method_list:
+        bon.run(BestOfNConfig(policy=str(start / "sft"), reward_model=str(start / "rm"), n=cfg.bon_n,
+                              n_prompts=n_prompts, out=str(d / "bon"), resume=cfg.resume, task=task, sample=own))
+        records = [r for _, r in read_records(d / "bon" / "completions.jsonl")]
+        results["bon_curve"] = probes.best_of_n_curve(records, make_split(task.seed, "test", task.n_test))
+    return results
+
+
+def interval(values: list[float]) -> dict:
+    """Mean and 95% CI over seeds; one seed: the value, with no interval."""
+    if len(values) > 1:
+        return seed_interval(values)
+    return {"mean": values[0], "ci_low": None, "ci_high": None}
+
+
+def aggregate(cfg: SweepConfig, per_seed: list[dict]) -> dict:
+    """Per method and budget: win rate and gold score (mean, CI over seeds), KL; best-of-n's curve;
+    Gao et al.'s forms fitted to gold gain over SFT against KL."""
+    rows = []
+    for name in per_seed[0]["methods"]:
+        method, _, samples = name.partition("@")
+        runs = [r["methods"][name] for r in per_seed]
+        rows.append({"method": method, "samples": int(samples) if samples else 0,
+                     "winrate": interval([m["winrate_vs_reference"]["mean"] for m in runs]),
+                     "gold": interval([m["gold_score_mean"] for m in runs]),
+                     "kl": statistics.fmean(m["kl_to_sft"] for m in runs),
+                     "contradiction": statistics.fmean(m["failure_rates"]["contradiction"] for m in runs)})
+    sft_gold = statistics.fmean(r["methods"]["sft"]["gold_score_mean"] for r in per_seed)
+    fits = {}
+    for method in ("ppo", "gold_ppo", "rsft"):
+        points = [(m["kl_to_sft"], m["gold_score_mean"] - r["methods"]["sft"]["gold_score_mean"])
+                  for r in per_seed for n, m in r["methods"].items() if n.startswith(method + "@")]
+        if points:
+            fits[method] = probes.fit_gao(points, "rl")
+    out = {"rows": rows, "sft_gold": sft_gold, "fits": fits, "seeds": len(per_seed)}
+    if "bon_curve" in per_seed[0]:
+        curve = mean_tree([r["bon_curve"] for r in per_seed])
+        out["bon_curve"] = curve
+        fits["bon"] = probes.fit_gao([(c["kl"], c["gold"] - curve[0]["gold"]) for c in curve], "bon")
+    return out
+
+
+def run(cfg: SweepConfig) -> dict:
+    cfg.validate()
+    demo, out, t0 = Path(cfg.demo), Path(cfg.out), time.time()
+    task, sample, n_prompts = demo_settings(demo)
+    missing = next((demo / f"seed{s}" for s in range(cfg.seeds) if not (demo / f"seed{s}" / "rm").is_dir()), None)
+    if missing is not None:
+        raise InputError(f"sweep: {missing} holds no reward model (rm/): the demo ran fewer seeds than --seeds "
+                         f"{cfg.seeds}")
+    per_seed = [run_seed(cfg, s, demo / f"seed{s}", out / f"seed{s}", task, sample, n_prompts)
+                for s in range(cfg.seeds)]
+    results = aggregate(cfg, per_seed) | {"config": to_dict(cfg), "wall_time_s": round(time.time() - t0, 1)}
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(out / "results.json")
+    write_sweep_report(out, results)
+    return {"out": str(out), "wall_time_s": results["wall_time_s"],
+            "rows": [{k: r[k] for k in ("method", "samples", "winrate", "kl")} for r in results["rows"]]}
