@@ -178,6 +178,7 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     assert html.count("<img src='data:image/png;base64,") >= 5 and "| dpo |" in md and "Why RL" in md
     assert "## Budgets" in md and "| bon (inference time) |" in md and "<h2>Budgets</h2>" in html
     assert "## Selection ceiling" in md and "<h2>Selection ceiling</h2>" in html
+    assert 0 <= results["oracle_share"] <= 1 and "of these SFT samples reach the oracle summary's gold score" in md
     assert "| gold_ppo | gold judge | 32 |" in md and "<h2>Gold against gold</h2>" in html
     assert "pairs that differ in contradictions" in md
     seed_md = (tmp_path / "demo" / "seed0" / "report.md").read_text()
@@ -216,6 +217,7 @@ def test_sweep_over_budgets_from_a_finished_demo(tiny_model_dir, tmp_path):
     kept = [json.loads(line) for line in (seed0 / "rsft32" / "round1" / "selected.jsonl").open()]
     assert len(kept) == 32 // (2 * 2)
     assert [c["n"] for c in results["bon_curve"]] == [1, 2, 4] and results["fits"]["bon"]["points"] >= 2
+    assert 0 <= results["oracle_share"] <= 1
     report = (tmp_path / "sweep" / "report.md").read_text()
     assert "| gold_ppo | 32 |" in report and "## Gao et al." in report and (tmp_path / "sweep" / "sweep.png").is_file()
     # started again, every run is found finished

@@ -99,6 +99,8 @@ class DemoConfig:
 
     def validate(self) -> None:
         check_fields(self)
+        from rlhfkit.tasks.tldr.writers import writer_pool     # the world imports this package: not at the top
+        writer_pool(self.task.writers)
         if self.n_prompts > self.task.n_test:
             raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
         for m in self.method_list:

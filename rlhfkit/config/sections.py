@@ -45,6 +45,10 @@ class TaskConfig:
     n_test: int = opt(500, "held-out test prompts for evaluation", ge=1)
     n_stats: int = opt(2000, "reference pairs used by `data tldr --stats`", ge=1)
     events: int = opt(2, "conversation: key events the assistant must gather (E, 1-4)", ge=1, le=4)
+    writers: str = opt("", "the reference TL;DRs' writers (SFT data, comparisons' answers, evaluation references), "
+                           "comma-separated from careful, decent, rushed, rambler, sloppy, copycat; '': all six. "
+                           "Without careful ('decent,rushed,rambler,sloppy,copycat') the oracle's level is rare "
+                           "under SFT: the hard TL;DR")
 
 
 @dataclass

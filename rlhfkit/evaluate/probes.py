@@ -99,6 +99,14 @@ def best_of_n_curve(records: list[dict], posts: list[Post]) -> list[dict]:
     return curve
 
 
+def oracle_share(records: list[dict], posts: list[Post]) -> float:
+    """Share of the SFT samples (every candidate of `rlhfkit bon` records, aligned with posts) whose
+    gold score reaches the oracle summary's: how rare the world's optimum is under SFT."""
+    hits = [gold_score(c, p.facts) >= gold_score(oracle_summary(p.facts), p.facts)
+            for r, p in zip(records, posts, strict=True) for c in r["candidates"]]
+    return statistics.fmean(hits)
+
+
 def fit_gao(points: list[tuple[float, float]], form: str) -> dict:
     """Least-squares alpha, beta of R(d) = alpha d - beta g(d) through (KL, gain) points;
     g(d) = d^2 for best-of-n ('bon'), d log d for RL ('rl'). Also R^2."""

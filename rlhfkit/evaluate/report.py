@@ -82,6 +82,14 @@ def gold_rows(methods: dict) -> list[list[str]]:
     return rows
 
 
+def ceiling_note(results: dict) -> str:
+    """CEILING_NOTE and, where measured, how many SFT samples reach the oracle's gold score."""
+    if results.get("oracle_share") is None:
+        return CEILING_NOTE
+    return CEILING_NOTE + (f" {100 * results['oracle_share']:.1f}% of these SFT samples reach the oracle "
+                           "summary's gold score (the world's optimum).")
+
+
 def ceiling_rows(results: dict) -> list[list[str]]:
     points = results.get("gold_vs_kl", {}).get("bon", {}).get("points") or results.get("bon_curve") or []
     return [[f"{p['n']:.0f}", _fmt(p["kl"], 2), _fmt(p["gold"]), _fmt(p.get("gold_selected"))] for p in points]
@@ -189,7 +197,7 @@ def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
     if budget_rows(results["methods"]):
         parts += ["## Budgets", BUDGET_NOTE, _md_table(BUDGET_HEADER, budget_rows(results["methods"]))]
     if ceiling_rows(results):
-        parts += ["## Selection ceiling", CEILING_NOTE, _md_table(CEILING_HEADER, ceiling_rows(results))]
+        parts += ["## Selection ceiling", ceiling_note(results), _md_table(CEILING_HEADER, ceiling_rows(results))]
     if gold_rows(results["methods"]):
         parts += ["## Gold against gold", GOLD_NOTE, _md_table(GOLD_HEADER, gold_rows(results["methods"]))]
     if "reward_model" in results:
@@ -325,7 +333,7 @@ def write_html(path: Path, results: dict, examples: list[dict]) -> None:
         parts += ["<h2>Budgets</h2>", f"<p>{html.escape(BUDGET_NOTE)}</p>",
                   _html_table(BUDGET_HEADER, budget_rows(results["methods"]))]
     if ceiling_rows(results):
-        parts += ["<h2>Selection ceiling</h2>", f"<p>{html.escape(CEILING_NOTE)}</p>",
+        parts += ["<h2>Selection ceiling</h2>", f"<p>{html.escape(ceiling_note(results))}</p>",
                   _html_table(CEILING_HEADER, ceiling_rows(results))]
     if gold_rows(results["methods"]):
         parts += ["<h2>Gold against gold</h2>", f"<p>{html.escape(GOLD_NOTE)}</p>",

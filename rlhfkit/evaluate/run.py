@@ -54,8 +54,8 @@ def sample_policy(model, tokenizer, prompts: list[str], sample: SampleConfig, kl
     return texts, lengths, ended, (kls or None)
 
 
-def reference_scores(posts: list[Post], seed: int) -> list[float]:
-    return [judge(reference_summary(p, seed)[1], p.facts).score for p in posts]
+def reference_scores(posts: list[Post], task: TaskConfig) -> list[float]:
+    return [judge(reference_summary(p, task.seed, writers=task.writers)[1], p.facts).score for p in posts]
 
 
 def evaluate_texts(posts: list[Post], texts: list[str], refs: list[float], seed: int, bootstrap: int) -> dict:
@@ -113,20 +113,21 @@ def run(cfg: EvalConfig) -> dict:
     cfg.validate()
     posts = make_split(cfg.task.seed, "test", cfg.task.n_test)[: cfg.n_prompts]
     kl_ref, ref_tokenizer = load_causal_lm(cfg.kl_ref) if cfg.kl_ref else (None, None)
-    refs = reference_scores(posts, cfg.task.seed)
+    refs = reference_scores(posts, cfg.task)
     methods, samples = {}, {}
     for name, path in parse_policies(cfg.policies).items():
         methods[name], samples[name] = evaluate_policy(name, path, posts, refs, cfg.task, cfg.sample,
                                                        cfg.bootstrap, kl_ref, ref_tokenizer)
     results = {"task": {"name": "tldr", **to_dict(cfg.task)}, "config": to_dict(cfg), "methods": methods}
-    write_results(Path(cfg.out), results, posts, samples, cfg.task.seed)
+    write_results(Path(cfg.out), results, posts, samples, cfg.task)
     return results
 
 
-def write_results(out: Path, results: dict, posts: list[Post], samples: dict[str, list[str]], seed: int) -> None:
+def write_results(out: Path, results: dict, posts: list[Post], samples: dict[str, list[str]],
+                  task: TaskConfig) -> None:
     """results.json, examples.json (the first prompts with every method's answer) and report.md."""
     out.mkdir(parents=True, exist_ok=True)
-    examples = [{"prompt": p.prompt, "reference": reference_summary(p, seed)[1],
+    examples = [{"prompt": p.prompt, "reference": reference_summary(p, task.seed, writers=task.writers)[1],
                  **{name: texts[i] for name, texts in samples.items()}} for i, p in enumerate(posts[:3])]
     for name, data in (("results.json", results), ("examples.json", examples)):
         tmp = out / (name + ".tmp")

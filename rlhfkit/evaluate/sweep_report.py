@@ -45,6 +45,7 @@ def write_sweep_report(out: Path, results: dict) -> None:
              "## Each method at each budget", _table(SWEEP_HEADER, sweep_rows(results))]
     if results.get("bon_curve"):
         parts += ["## Best-of-n on the test prompts (an inference-time method: n samples per query)",
+                  f"{100 * results['oracle_share']:.1f}% of these SFT samples reach the oracle summary's gold score.",
                   _table(BON_HEADER, [[f"{c['n']:.0f}", _num(c["kl"], 2), _num(c["gold"]), _num(c["gold_selected"])]
                                       for c in results["bon_curve"]])]
     parts += ["## Gao et al. (2022)'s forms: gold gain over SFT against d = sqrt(KL)",

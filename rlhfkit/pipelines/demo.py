@@ -140,6 +140,7 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     if "bon" in cfg.method_list:
         records = [r for _, r in read_records(d / "bon" / "completions.jsonl")]
         results["bon_curve"] = probes.best_of_n_curve(records, test_posts)
+        results["oracle_share"] = probes.oracle_share(records, test_posts)
     clock.lap("probes")
     results["stage_seconds"] = clock.seconds
     write_seed_report(d, results)
@@ -282,6 +283,8 @@ def aggregate(per_seed: list[dict]) -> dict:
            "negation_probe": mean_tree([r["negation_probe"] for r in per_seed]),
            "stage_seconds": [r["stage_seconds"] for r in per_seed]}
     out["gold_vs_kl"] = gold_vs_kl(per_seed)
+    if "oracle_share" in first:
+        out["oracle_share"] = statistics.fmean(r["oracle_share"] for r in per_seed)
     out["claims"] = claims.decide(out)
     return out
 

@@ -94,7 +94,9 @@ def run_seed(cfg: SweepConfig, seed: int, start: Path, d: Path, task: TaskConfig
         bon.run(BestOfNConfig(policy=str(start / "sft"), reward_model=str(start / "rm"), n=cfg.bon_n,
                               n_prompts=n_prompts, out=str(d / "bon"), resume=cfg.resume, task=task, sample=own))
         records = [r for _, r in read_records(d / "bon" / "completions.jsonl")]
-        results["bon_curve"] = probes.best_of_n_curve(records, make_split(task.seed, "test", task.n_test))
+        posts = make_split(task.seed, "test", task.n_test)[:n_prompts]
+        results["bon_curve"] = probes.best_of_n_curve(records, posts)
+        results["oracle_share"] = probes.oracle_share(records, posts)
     return results
 
 
@@ -128,6 +130,7 @@ def aggregate(cfg: SweepConfig, per_seed: list[dict]) -> dict:
     if "bon_curve" in per_seed[0]:
         curve = mean_tree([r["bon_curve"] for r in per_seed])
         out["bon_curve"] = curve
+        out["oracle_share"] = statistics.fmean(r["oracle_share"] for r in per_seed)
         fits["bon"] = probes.fit_gao([(c["kl"], c["gold"] - curve[0]["gold"]) for c in curve], "bon")
     return out
 

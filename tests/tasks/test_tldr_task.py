@@ -55,3 +55,42 @@ def test_gold_is_the_judge_on_any_split_and_refuses_other_prompts():
     assert task.gold([p.prompt for p in posts], answers) == [gold_score(a, p.facts) for a, p in zip(answers, posts)]
     with pytest.raises(ValueError, match="not a post of this world"):
         task.gold(["POST: a post from elsewhere\nTL;DR:"], ["an answer"])
+
+
+HARD = "decent,rushed,rambler,sloppy,copycat"
+
+
+def test_the_hard_world_draws_its_references_without_the_careful_writer():
+    from rlhfkit.errors import InputError
+    from rlhfkit.tasks.tldr.export import stats
+    from rlhfkit.tasks.tldr.writers import WRITERS, writer_pool
+    assert writer_pool("") == WRITERS and [w.name for w in writer_pool("sloppy, decent")] == ["decent", "sloppy"]
+    with pytest.raises(InputError, match="task.writers: unknown writer 'tidy'; choose from careful, decent"):
+        writer_pool("decent,tidy")
+    posts = make_split(0, "train", 300)
+    easy = [reference_summary(p, 0)[0] for p in posts]
+    hard = [reference_summary(p, 0, writers=HARD)[0] for p in posts]
+    assert "careful" in easy and "careful" not in hard and set(hard) == set(HARD.split(","))
+    # the SFT data, the evaluation's references and the statistics all come from the world's writers
+    task = load_task("tldr", TaskConfig(n_train=300, writers=HARD))
+    assert [d.completion for d in task.demonstrations("train")] == [reference_summary(p, 0, writers=HARD)[1]
+                                                                     for p in posts]
+    # poorer references: the oracle beats them more often
+    assert stats(0, 300, HARD)["oracle_winrate_vs_reference"] > stats(0, 300)["oracle_winrate_vs_reference"]
+
+
+def test_oracle_share_counts_samples_at_the_oracles_gold_score():
+    from rlhfkit.evaluate.probes import oracle_share
+    from rlhfkit.tasks.tldr.writers import oracle_summary
+    posts = make_split(0, "test", 2)
+    records = [{"candidates": [oracle_summary(p.facts), " nothing happened.", " nothing.", oracle_summary(p.facts)]}
+               for p in posts]
+    assert gold_score(" nothing happened.", posts[0].facts) < gold_score(oracle_summary(posts[0].facts), posts[0].facts)
+    assert oracle_share(records, posts) == 0.5
+
+
+def test_an_unknown_writer_is_one_line_before_the_demo_starts(capsys):
+    from rlhfkit.cli import main
+    assert main(["demo", "--task.writers", "tidy", "--out", "/nonexistent/never"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "task.writers: unknown writer 'tidy'" in err

@@ -26,21 +26,22 @@ from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.tasks.tldr.writers import flip_one, oracle_summary, reference_summary, render
 
 
-def stats(seed: int, n: int) -> dict:
+def stats(seed: int, n: int, writers: str = "") -> dict:
     """Labeler agreement on random reference pairs, oracle win rate, and how often a flipped
     polarity loses. Gold ties are left out of labeler-gold agreement (gold has no preference)."""
     rng = random.Random(f"stats-{seed}")
     gold_agree, pair_agree, oracle_wins, flip_loses = [], [], [], []
     for post in make_split(seed, "valid", n):
         facts = post.facts
-        a, b = reference_summary(post, seed, 1)[1], reference_summary(post, seed, 2)[1]
+        a, b = reference_summary(post, seed, 1, writers)[1], reference_summary(post, seed, 2, writers)[1]
         sa, sb = gold_score(a, facts), gold_score(b, facts)
         first, second = rng.sample(LABELERS, 2)
         x, y = prefers_first(first, a, b, facts, rng), prefers_first(second, a, b, facts, rng)
         if sa != sb:
             gold_agree.append(x == (sa > sb))
         pair_agree.append(x == y)
-        oracle, reference = gold_score(oracle_summary(facts), facts), gold_score(reference_summary(post, seed)[1], facts)
+        oracle = gold_score(oracle_summary(facts), facts)
+        reference = gold_score(reference_summary(post, seed, writers=writers)[1], facts)
         oracle_wins.append(1.0 if oracle > reference else 0.5 if oracle == reference else 0.0)
         flipped = render(facts, flip_one(facts, rng), None, feeling=True, question=True)
         flip_loses.append(gold_score(flipped, facts) < oracle)
@@ -59,16 +60,18 @@ def write_all(cfg: DataTldrConfig) -> dict:
     for split, posts in splits.items():
         rows = [{"id": p.id, "prompt": p.prompt} for p in posts]
         if split == "test":
-            rows = [{**r, "reference": reference_summary(p, seed)[1]} for r, p in zip(rows, posts)]
+            rows = [{**r, "reference": reference_summary(p, seed, writers=task.writers)[1]}
+                    for r, p in zip(rows, posts)]
         write_jsonl(out / f"prompts_{split}.jsonl", rows)
     for split in ("train", "valid"):
         write_jsonl(out / f"sft_{split}.jsonl",
-                    [{"prompt": p.prompt, "completion": reference_summary(p, seed)[1]} for p in splits[split]])
+                    [{"prompt": p.prompt, "completion": reference_summary(p, seed, writers=task.writers)[1]}
+                     for p in splits[split]])
     rng = random.Random(f"labels-{seed}")
     comparisons, rankings = [], []
     for post in splits["train"]:
         labeler = rng.choice(LABELERS)
-        answers = [reference_summary(post, seed, slot)[1] for slot in range(1, cfg.k + 1)]
+        answers = [reference_summary(post, seed, slot, task.writers)[1] for slot in range(1, cfg.k + 1)]
         # the pair is the first answer and the next one that differs from it (a pair of twins holds no
         # preference); every post draws the same labels either way
         pair = [answers[0], next((a for a in answers[1:] if a != answers[0]), answers[1])]
@@ -86,7 +89,7 @@ def write_all(cfg: DataTldrConfig) -> dict:
 def run(cfg: DataTldrConfig) -> dict:
     cfg.validate()
     if cfg.stats:
-        result = stats(cfg.task.seed, cfg.task.n_stats)
+        result = stats(cfg.task.seed, cfg.task.n_stats, cfg.task.writers)
         if cfg.json:
             print(json.dumps(result))
         return result

@@ -35,7 +35,8 @@ class TldrTask:
 
     def demonstrations(self, split: str) -> list[Demonstration]:
         """Each post with one simulated writer's reference TL;DR (uneven skill, like real references)."""
-        return [Demonstration(p.prompt, reference_summary(p, self.cfg.seed)[1], Where(f"tldr {split} post", i))
+        return [Demonstration(p.prompt, reference_summary(p, self.cfg.seed, writers=self.cfg.writers)[1],
+                              Where(f"tldr {split} post", i))
                 for i, p in enumerate(self.posts(split), start=1)]
 
     def labelers(self) -> tuple[Labeler, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from rlhfkit.errors import InputError
 from rlhfkit.tasks.tldr.world import ACTION_BY_KEY, FILLER, QUESTIONS, Event, Facts, Post, event_phrase
 
 RAMBLE = ("so basically", "long story short", "honestly", "anyway", "i guess", "it was a whole thing",
@@ -98,9 +99,19 @@ def write_summary(post: Post, writer: Writer, rng: random.Random) -> str:
                   ramble=rng.random() < writer.p_ramble)
 
 
-def reference_summary(post: Post, seed: int, slot: int = 0) -> tuple[str, str]:
-    """A reference TL;DR of a post by a randomly drawn writer: (writer name, text).
-    `slot` draws independent references for the same post."""
+def writer_pool(names: str) -> tuple[Writer, ...]:
+    """The writers `names` lists (comma-separated; '' for all six), in WRITERS' order."""
+    given = {n.strip() for n in names.split(",") if n.strip()}
+    unknown = sorted(given - {w.name for w in WRITERS})
+    if unknown:
+        raise InputError(f"task.writers: unknown writer {unknown[0]!r}; choose from "
+                         f"{', '.join(w.name for w in WRITERS)}")
+    return tuple(w for w in WRITERS if w.name in given) if given else WRITERS
+
+
+def reference_summary(post: Post, seed: int, slot: int = 0, writers: str = "") -> tuple[str, str]:
+    """A reference TL;DR of a post by a writer drawn from `writers` (`writer_pool`): (writer name,
+    text). `slot` draws independent references for the same post."""
     rng = random.Random(f"ref-{seed}-{post.id}-{slot}")
-    writer = rng.choice(WRITERS)
+    writer = rng.choice(writer_pool(writers))
     return writer.name, write_summary(post, writer, rng)
