@@ -9,6 +9,8 @@ import pytest
 
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.cli import DATA_TASKS, STAGES
+from rlhfkit.evaluate.probes import oracle_share
+from rlhfkit.tasks.tldr.world import make_split
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
        "TOKENIZERS_PARALLELISM": "false"}
@@ -127,6 +129,29 @@ def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
     assert log[0]["kl"] == pytest.approx(0.0, abs=1e-5)   # the first rollouts come from the reference itself
 
 
+def check_budgets(results: dict, seed_dir) -> None:
+    """What each method of the tiny demo spent: labels through the reward model or directly,
+    samples, steps, tokens; the gold upper bounds' reward is the judge."""
+    budget = {m: results["methods"][m]["budget"] for m in ("sft", "bon", "rsft", "dpo", "ppo", "grpo")}
+    comparisons = results["reward_model"]["comparisons"]
+    assert budget["sft"]["comparisons"] == 0 and budget["sft"]["samples"] == 0 and budget["sft"]["optimizer_steps"] > 0
+    assert all(budget[m]["comparisons"] == comparisons for m in ("bon", "rsft", "dpo", "ppo", "grpo"))
+    bon_spent = {k: budget["bon"][k] for k in ("samples", "reward_calls", "optimizer_steps", "answer_tokens")}
+    assert bon_spent == {"samples": 16 * 4, "reward_calls": 16 * 4, "optimizer_steps": 0, "answer_tokens": 0}
+    assert budget["bon"]["inference_time"]
+    assert all(results["methods"][m]["budget"]["samples"] == results["methods"][m]["budget"]["reward_calls"] == 32
+               for m in ("rsft", "rwsft", "ppo", "grpo", "gold_rsft", "gold_ppo"))
+    # the gold upper bounds learn from the judge, not from labels: PPO's reward is the gold score itself
+    assert all(results["methods"][m]["budget"]["comparisons"] == 0 for m in ("gold_rsft", "gold_ppo"))
+    gold_log = [json.loads(line) for line in (seed_dir / "gold_ppo" / "log.jsonl").open()]
+    assert len(gold_log) == 4 and all(row["score"] == pytest.approx(row["gold"], abs=1e-5) for row in gold_log)
+    assert budget["dpo"]["samples"] == 0 and budget["dpo"]["answer_tokens"] > 0
+    assert budget["ppo"]["optimizer_steps"] == 4 * 2                                        # iterations x epochs
+    action_tokens = sum(line["length"] * 8 for line in results["curves"]["ppo"][0])
+    assert budget["ppo"]["answer_tokens"] == pytest.approx(2 * action_tokens)              # each epoch trains them
+    assert all(b["seconds"] > 0 and b["kl_to_sft"] is not None for b in budget.values())
+
+
 def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     # every sampling method at 32 reward-scored samples: ppo 4 iterations of 8, grpo 2 of 8 x 2, rsft 2 rounds
     # of 8 prompts x 2, rwsft 16 prompts x 2
@@ -154,31 +179,16 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
     ceiling = [(p["gold"], p["gold_selected"]) for p in results["gold_vs_kl"]["bon"]["points"]]
     assert all(picked >= rm_pick - 1e-9 for rm_pick, picked in ceiling) and ceiling[0][0] == ceiling[0][1]
     assert all(b[1] >= a[1] - 1e-9 for a, b in zip(ceiling, ceiling[1:]))
-    # what each method spent: labels through the reward model or directly, samples, steps, tokens
-    budget = {m: results["methods"][m]["budget"] for m in ("sft", "bon", "rsft", "dpo", "ppo", "grpo")}
-    comparisons = results["reward_model"]["comparisons"]
-    assert budget["sft"]["comparisons"] == 0 and budget["sft"]["samples"] == 0 and budget["sft"]["optimizer_steps"] > 0
-    assert all(budget[m]["comparisons"] == comparisons for m in ("bon", "rsft", "dpo", "ppo", "grpo"))
-    bon_spent = {k: budget["bon"][k] for k in ("samples", "reward_calls", "optimizer_steps", "answer_tokens")}
-    assert bon_spent == {"samples": 16 * 4, "reward_calls": 16 * 4, "optimizer_steps": 0, "answer_tokens": 0}
-    assert budget["bon"]["inference_time"]
-    assert all(results["methods"][m]["budget"]["samples"] == results["methods"][m]["budget"]["reward_calls"] == 32
-               for m in ("rsft", "rwsft", "ppo", "grpo", "gold_rsft", "gold_ppo"))
-    # the gold upper bounds learn from the judge, not from labels: PPO's reward is the gold score itself
-    assert all(results["methods"][m]["budget"]["comparisons"] == 0 for m in ("gold_rsft", "gold_ppo"))
-    gold_log = [json.loads(line) for line in (tmp_path / "demo" / "seed0" / "gold_ppo" / "log.jsonl").open()]
-    assert len(gold_log) == 4 and all(row["score"] == pytest.approx(row["gold"], abs=1e-5) for row in gold_log)
-    assert budget["dpo"]["samples"] == 0 and budget["dpo"]["answer_tokens"] > 0
-    assert budget["ppo"]["optimizer_steps"] == 4 * 2                                        # iterations x epochs
-    action_tokens = sum(line["length"] * 8 for line in results["curves"]["ppo"][0])
-    assert budget["ppo"]["answer_tokens"] == pytest.approx(2 * action_tokens)              # each epoch trains them
-    assert all(b["seconds"] > 0 and b["kl_to_sft"] is not None for b in budget.values())
+    check_budgets(results, tmp_path / "demo" / "seed0")
     html = (tmp_path / "demo" / "report.html").read_text()
     md = (tmp_path / "demo" / "report.md").read_text()
     assert html.count("<img src='data:image/png;base64,") >= 5 and "| dpo |" in md and "Why RL" in md
     assert "## Budgets" in md and "| bon (inference time) |" in md and "<h2>Budgets</h2>" in html
     assert "## Selection ceiling" in md and "<h2>Selection ceiling</h2>" in html
-    assert 0 <= results["oracle_share"] <= 1 and "of these SFT samples reach the oracle summary's gold score" in md
+    records = [json.loads(line) for line in (tmp_path / "demo" / "seed0" / "bon" / "completions.jsonl").open()]
+    test_posts = make_split(0, "test", 16)
+    assert results["oracle_share"] == oracle_share(records, test_posts)
+    assert f"{100 * results['oracle_share']:.1f}% of these SFT samples reach the oracle summary's gold score" in md
     assert "| gold_ppo | gold judge | 32 |" in md and "<h2>Gold against gold</h2>" in html
     assert "pairs that differ in contradictions" in md
     seed_md = (tmp_path / "demo" / "seed0" / "report.md").read_text()
@@ -217,11 +227,17 @@ def test_sweep_over_budgets_from_a_finished_demo(tiny_model_dir, tmp_path):
     kept = [json.loads(line) for line in (seed0 / "rsft32" / "round1" / "selected.jsonl").open()]
     assert len(kept) == 32 // (2 * 2)
     assert [c["n"] for c in results["bon_curve"]] == [1, 2, 4] and results["fits"]["bon"]["points"] >= 2
-    assert 0 <= results["oracle_share"] <= 1
+    records = [json.loads(line) for line in (seed0 / "bon" / "completions.jsonl").open()]
+    assert len(records[0]["candidates"]) == 4
+    assert results["oracle_share"] == oracle_share(records, make_split(0, "test", 16))
     report = (tmp_path / "sweep" / "report.md").read_text()
     assert "| gold_ppo | 32 |" in report and "## Gao et al." in report and (tmp_path / "sweep" / "sweep.png").is_file()
     # started again, every run is found finished
     assert rlhfkit(*args).stderr.count("already holds this finished job") == 2 + 2 + 1
+    # rsft past the world's prompts is refused before anything trains
+    proc = rlhfkit("sweep", "--demo", demo, "--out", tmp_path / "s3", "--seeds", "1", "--samples", "512",
+                   "--rl.prompts_per_step", "8", "--sample_n", "2", "--rsft_rounds", "2", check=False)
+    assert proc.returncode == 2 and "needs 128 prompts a round; the demo's world has 64" in proc.stderr
     # a demo that never finished is named in one line
     proc = rlhfkit("sweep", "--demo", tmp_path / "nothing", "--out", tmp_path / "s2", check=False)
     assert proc.returncode != 0 and "holds no finished `rlhfkit demo`" in proc.stderr.strip().splitlines()[-1]

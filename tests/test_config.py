@@ -223,8 +223,20 @@ def test_gold_upper_bounds_spend_ppos_episodes():
     assert cfg.method_samples("gold_rsft") == cfg.method_samples("gold_ppo") == 40 * 64
     assert cfg.samples_per_unit("gold_rsft") == 2 * 8 and cfg.method_samples("rsft") == 0
     assert DemoConfig(methods="gold_rsft", samples=320).method_samples("gold_rsft") == 320
-    with pytest.raises(ConfigError, match=r"samples \(2560\) must be a multiple of 24"):
+    with pytest.raises(ConfigError, match=r"gold_rsft's samples \(2560\) must be a multiple of 24"):
         DemoConfig(methods="gold_rsft", sample_n=12).validate()
+
+
+def test_sweep_options_that_would_break_its_budgets_are_refused():
+    from rlhfkit.config import SweepConfig
+    SweepConfig().validate()
+    with pytest.raises(ConfigError, match="rl.lr_decay must stay false and rl.keep_at empty"):
+        SweepConfig(rl=RLAlgoConfig(lr_decay=True)).validate()
+    with pytest.raises(ConfigError, match="samples: 1000 is not a multiple of 256, the samples one ppo iteration"):
+        SweepConfig(samples="1000").validate()
+    SweepConfig(samples="1000", methods="bon").validate()       # only the methods it runs set the units
+    with pytest.raises(ConfigError, match=r"rl.value_warmup \(200\) must be below rl.steps \(120\)"):
+        SweepConfig(rl=RLAlgoConfig(lr_decay=False, prompts_per_step=256, value_warmup=200)).validate()
 
 
 def test_a_reward_function_in_python_stands_for_reward():
@@ -336,5 +348,5 @@ def test_demo_samples_set_every_sampling_methods_budget_or_name_what_it_must_div
     cfg.validate()
     units = {m: cfg.samples_per_unit(m) for m in ("rsft", "rwsft", "ppo", "grpo", "dpo", "bon")}
     assert units == {"rsft": 2 * 8, "rwsft": 8, "ppo": 64, "grpo": 64 * 4, "dpo": 0, "bon": 0}
-    with pytest.raises(ConfigError, match=r"samples \(100\) must be a multiple of 64, the samples ppo draws"):
+    with pytest.raises(ConfigError, match=r"ppo's samples \(100\) must be a multiple of 64, the samples it draws"):
         DemoConfig(samples=100).validate()

@@ -1,7 +1,7 @@
 """Configs of the stages that compare policies: `rlhfkit eval` and the end-to-end `rlhfkit demo`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
@@ -110,8 +110,8 @@ class DemoConfig:
                 self.rl.validate(trained_as(m))
             samples, per_unit = self.method_samples(m), self.samples_per_unit(m)
             if samples and per_unit and samples % per_unit:
-                raise ConfigError(f"samples ({samples}) must be a multiple of {per_unit}, the samples {m} draws "
-                                  "per RL iteration (or rsft round prompt, or rwsft prompt)")
+                raise ConfigError(f"{m}'s samples ({samples}) must be a multiple of {per_unit}, the samples it "
+                                  "draws per RL iteration (or rsft round prompt, or rwsft prompt)")
 
     def samples_per_unit(self, method: str) -> int:
         """What one unit of a sampling method's budget draws: an RL iteration's episodes, rsft's
@@ -246,9 +246,11 @@ class SweepConfig:
     bon_n: int = opt(64, "best-of-n's largest n, on the test prompts (the curve at n = 1, 2, 4, ...)", ge=1)
     sample_n: int = opt(8, "answers sampled per prompt for rsft", ge=1)
     rsft_rounds: int = opt(2, "rejection-sampling rounds", ge=1)
-    # the demo's PPO at the batch size the issue of scale asks for (256), lr held constant after the warm-up
+    # the demo's PPO at a batch of 256 prompts, lr held constant after the warm-up
     rl: RLAlgoConfig = sub(lambda: RLAlgoConfig(prompts_per_step=256, minibatch_size=64, epochs=2, lr=5e-4,
-                                                lr_decay=False, dtype="bfloat16"), "the RL update")
+                                                lr_decay=False, dtype="bfloat16"),
+                           "the RL update (rl.steps, rl.keep_at and rl.seed are set by the sweep from --samples "
+                           "and the seed)")
     ppo: PPOOptions = sub(PPOOptions, "ppo's own options")
     sl: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10, dtype="bfloat16"),
                           "optimisation of each rsft round")
@@ -271,10 +273,16 @@ class SweepConfig:
 
     def validate(self) -> None:
         check_fields(self)
-        self.method_list
-        self.rl.validate("ppo")
+        if self.rl.lr_decay or self.rl.keep_at:
+            raise ConfigError("sweep: rl.lr_decay must stay false and rl.keep_at empty: the sweep keeps one run's "
+                              "policy at each budget, which is that budget's run only with a constant lr")
+        methods = self.method_list
         for b in self.budgets:
-            for what, unit in (("ppo", self.rl.prompts_per_step), ("rsft", self.rsft_rounds * self.sample_n)):
+            units = {m: u for m, u in (("ppo", self.rl.prompts_per_step), ("gold_ppo", self.rl.prompts_per_step),
+                                       ("rsft", self.rsft_rounds * self.sample_n)) if m in methods}
+            for m, unit in units.items():
                 if b % unit:
-                    raise ConfigError(f"samples: {b} is not a multiple of {unit}, the samples one {what} "
-                                      f"{'iteration' if what == 'ppo' else 'prompt'} draws")
+                    raise ConfigError(f"samples: {b} is not a multiple of {unit}, the samples one {m} "
+                                      f"{'prompt' if m == 'rsft' else 'iteration'} draws")
+        if {"ppo", "gold_ppo"} & set(methods):
+            replace(self.rl, steps=max(self.budgets) // self.rl.prompts_per_step).validate("ppo")

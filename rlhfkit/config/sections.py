@@ -114,14 +114,14 @@ class RLAlgoConfig:
                  ge=1)
     epochs: int = opt(4, "optimisation passes over each batch of rollouts", ge=1)
     minibatch_size: int = opt(32, "rollouts per gradient step", ge=1)
-    lr: float = opt(1e-4, "learning rate of policy and value model (AdamW, eps 1e-5, linear decay)", gt=0)
+    lr: float = opt(1e-4, "learning rate of policy and value model (AdamW, eps 1e-5; see lr_decay)", gt=0)
     lr_decay: bool = opt(True, "decay the lr linearly to 0 over the run (N+); false: constant after the warm-up, so "
                                "a run's first N iterations are the N-iteration run and its kept policies (keep_at) "
                                "a budget sweep")
     keep_at: str = opt("", "iterations whose policy is kept as OUT/at<N>/model, comma-separated")
     # on by default: measured on the demo's PPO over three seeds (README, "PPO's recipe"), it cuts the
     # first iterations' KL and clipping at an unchanged final KL and win rate
-    warmup_steps: int = opt(5, "iterations of linear lr warm-up before the decay (0: none)", ge=0)
+    warmup_steps: int = opt(5, "iterations of linear lr warm-up (0: none)", ge=0)
     value_warmup: int = opt(0, "ppo: first iterations that train only the value model, the policy held still "
                                "(0: none)", ge=0)
     # Stiennon et al. use 0.05; with the demo's reward model (6,000 comparisons, blind to flipped

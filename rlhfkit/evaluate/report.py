@@ -63,8 +63,10 @@ CEILING_NOTE = ("Best-of-n over the same SFT samples of the test prompts, picked
 
 GOLD_HEADER = ["method", "reward", "fresh samples", "win rate vs reference [95% CI]", "gold score", "KL to SFT (nats)"]
 GOLD_NOTE = ("Each family's upper bound: rsft and ppo with the gold judge itself as their reward (gold_rsft, "
-             "gold_ppo), on the same number of fresh samples, beside the same methods on the reward model. "
-             "The gold rows learn from no comparisons; their reward calls are judge calls.")
+             "gold_ppo), each drawing PPO's episodes (or --samples), beside the same methods on the reward model "
+             "(at their own sample counts unless --samples is given). The gold rows learn from no comparisons; "
+             "their reward calls are judge calls; gold_ppo's value model starts from the SFT policy with a new "
+             "head, ppo's from the reward model.")
 
 
 def gold_rows(methods: dict) -> list[list[str]]:

@@ -69,7 +69,7 @@ def plot(path: Path, results: dict) -> None:
             ax.plot([r["kl"] for r in rows], [r["gold"]["mean"] for r in rows], "o-", color=colors[method],
                     label=method)
             for r in rows:
-                ax.annotate(f"{r['samples'] // 1000}k" if r["samples"] >= 1000 else str(r["samples"]),
+                ax.annotate(f"{r['samples'] / 1000:g}k" if r["samples"] >= 1000 else str(r["samples"]),
                             (r["kl"], r["gold"]["mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     curve = results.get("bon_curve")
     if curve:

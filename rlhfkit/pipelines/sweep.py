@@ -4,14 +4,15 @@ For each seed of the demo, from its SFT policy and reward model:
 
     ppo       one long run to the largest budget, its lr constant after the warm-up, the policy
               kept at each budget (so each kept policy is the run of that many episodes)
-    gold_ppo  the same with the gold judge as its reward: the upper bound of RL
+    gold_ppo  the same with the gold judge as its reward: the upper bound of RL (its value model
+              starts from the SFT policy with a new head, there being no reward model to start from)
     rsft      one run per budget (rounds x prompts x sample_n samples)
     bon       best-of-n on the test prompts up to bon_n: gold score against KL, picked by the reward
               model and by the gold judge (the selection ceiling); n samples per query
 
 then every policy on the demo's held-out prompts. The report gives win rate, gold score and KL at
 each budget (mean and 95% CI over seeds) and Gao et al. (2022)'s forms fitted to gold gain
-against KL for ppo, gold_ppo and best-of-n.
+against KL for ppo, gold_ppo, rsft and best-of-n.
 
     rlhfkit demo --out runs/demo --seeds 3
     rlhfkit sweep --demo runs/demo --seeds 3 --samples 2560,7680,30720 --out runs/sweep
@@ -107,7 +108,7 @@ def interval(values: list[float]) -> dict:
     return {"mean": values[0], "ci_low": None, "ci_high": None}
 
 
-def aggregate(cfg: SweepConfig, per_seed: list[dict]) -> dict:
+def aggregate(per_seed: list[dict]) -> dict:
     """Per method and budget: win rate and gold score (mean, CI over seeds), KL; best-of-n's curve;
     Gao et al.'s forms fitted to gold gain over SFT against KL."""
     rows = []
@@ -139,13 +140,17 @@ def run(cfg: SweepConfig) -> dict:
     cfg.validate()
     demo, out, t0 = Path(cfg.demo), Path(cfg.out), time.time()
     task, sample, n_prompts = demo_settings(demo)
+    prompts = max(cfg.budgets) // (cfg.rsft_rounds * cfg.sample_n)
+    if "rsft" in cfg.method_list and prompts > task.n_train:
+        raise InputError(f"sweep: rsft at {max(cfg.budgets)} samples needs {prompts} prompts a round; the demo's "
+                         f"world has {task.n_train} training prompts (more rounds or a larger sample_n)")
     missing = next((demo / f"seed{s}" for s in range(cfg.seeds) if not (demo / f"seed{s}" / "rm").is_dir()), None)
     if missing is not None:
         raise InputError(f"sweep: {missing} holds no reward model (rm/): the demo ran fewer seeds than --seeds "
                          f"{cfg.seeds}")
     per_seed = [run_seed(cfg, s, demo / f"seed{s}", out / f"seed{s}", task, sample, n_prompts)
                 for s in range(cfg.seeds)]
-    results = aggregate(cfg, per_seed) | {"config": to_dict(cfg), "wall_time_s": round(time.time() - t0, 1)}
+    results = aggregate(per_seed) | {"config": to_dict(cfg), "wall_time_s": round(time.time() - t0, 1)}
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(out / "results.json")

@@ -107,14 +107,20 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def differences(a: dict, b: dict) -> list[str]:
-    """Dotted names of the leaves where two fingerprints differ. A leaf one of them lacks reads as
-    '': an option added since (empty: not used) leaves the jobs of an older rlhfkit the same jobs."""
+    """Dotted names of the leaves where two fingerprints differ."""
     fa, fb = _flatten(a), _flatten(b)
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, "") != fb.get(k, ""))
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
 
 
-def same_job(theirs: dict | None, mine: dict) -> bool:
-    return theirs is not None and not differences(theirs, mine)
+def with_added_fields(theirs: dict, defaults: dict) -> dict:
+    """An older job's fingerprint with each config field it lacks (an option added since) at the
+    field's default: options are added with the old behaviour as their default, so the older job
+    run today is that job."""
+    def fill(t: Any, d: Any) -> Any:
+        if not (isinstance(t, dict) and isinstance(d, dict)):
+            return t
+        return {k: v for k, v in d.items() if k not in t} | {k: fill(v, d.get(k)) for k, v in t.items()}
+    return theirs | {"config": fill(theirs["config"], defaults)} if "config" in theirs else theirs
 
 
 def _read_json(path: Path) -> dict | None:
@@ -132,6 +138,7 @@ class Job:
     resume: bool = True
     result: dict | None = None      # the recorded result when this job had already finished
     started: float = dataclasses.field(default_factory=time.time)
+    defaults: dict = dataclasses.field(default_factory=dict)    # the config's fields at their defaults
 
     @classmethod
     def begin(cls, stage: str, cfg: Any, models: dict[str, str] | None = None, data: dict[str, str] | None = None,
@@ -144,16 +151,21 @@ class Job:
                        "data": {k: data_fingerprint(v) for k, v in data.items()},
                        "config": config_fingerprint(cfg, set(models) | set(data))} | (extra or {})
         fingerprint = json.loads(json.dumps(fingerprint))    # as it will read back from disk (tuples as lists)
+        defaults = json.loads(json.dumps(config_fingerprint(type(cfg)(), set(models) | set(data))))
         job = cls(stage, Path(out if out is not None else cfg.out), fingerprint,
-                  getattr(cfg, "resume", True) if resume is None else resume)
+                  getattr(cfg, "resume", True) if resume is None else resume, defaults=defaults)
         job.check()
         return job
+
+    def same(self, theirs: dict | None) -> bool:
+        """Whether a recorded fingerprint is this job's (an older rlhfkit's, fields added since aside)."""
+        return theirs is not None and with_added_fields(theirs, self.defaults) == self.fingerprint
 
     def _refuse(self, what: Path, theirs: dict | None) -> None:
         if theirs is None:
             why = "it records no fingerprint (written by an older rlhfkit or another tool)"
         else:
-            diff = differences(theirs, self.fingerprint)
+            diff = differences(with_added_fields(theirs, self.defaults), self.fingerprint)
             why = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "") + " differ"
         raise JobMismatch(f"{self.stage}: {what} belongs to another job ({why}); run with --resume false to "
                           f"start over in {self.out}, or choose another --out")
@@ -167,7 +179,7 @@ class Job:
             return
         done = _read_json(marker) if marker.is_file() else None
         if marker.is_file() and _outputs_exist(self.out, done):
-            if done is None or not same_job(done.get("fingerprint"), self.fingerprint):
+            if done is None or not self.same(done.get("fingerprint")):
                 self._refuse(self.out, done and done.get("fingerprint"))
             self.result = done.get("result", {})
             print(f"{self.stage}: {self.out} already holds this finished job; nothing to do "
@@ -177,7 +189,7 @@ class Job:
         recover_atomic(checkpoint)
         if checkpoint.is_dir():
             theirs = _read_json(checkpoint / "job.json")
-            if theirs is None or not same_job(theirs.get("fingerprint"), self.fingerprint):
+            if theirs is None or not self.same(theirs.get("fingerprint")):
                 self._refuse(checkpoint, theirs and theirs.get("fingerprint"))
 
     def claim(self) -> None:

@@ -61,7 +61,8 @@ def run_rsft(cfg: RSFTConfig, reward_fn: RewardFn | None = None) -> dict:
     for r in range(cfg.rounds):
         round_dir = out / f"round{r + 1}"
         # a round is this job's r-th: its samples are a function of the job and r, so they need no hash
-        round_job = Job(f"rsft round {r + 1}", round_dir, job.fingerprint | {"round": r + 1}, cfg.resume)
+        round_job = Job(f"rsft round {r + 1}", round_dir, job.fingerprint | {"round": r + 1}, cfg.resume,
+                        defaults=job.defaults)
         round_job.check()
         if round_job.result is not None:     # finished before a restart
             policy, _ = load_causal_lm(round_dir / "model")

@@ -147,6 +147,22 @@ def _save_final(stage: str, out: Path, policy, value_model, tokenizer) -> None:
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
 
 
+def make_optimizer(models: list, hp) -> tuple[list, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (eps 1e-5) over the trained models' parameters, with `rl_lr_factor`'s schedule."""
+    params = [p for m in models if m is not None for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=hp.lr, eps=1e-5)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                 lambda s: rl_lr_factor(s, hp.warmup_steps, hp.steps, hp.lr_decay))
+    return params, optimizer, schedule
+
+
+def keep_policy(stage: str, out: Path, step: int, hp, policy, tokenizer) -> None:
+    """A budget sweep's point (rl.keep_at): the policy as it stands after `step`, as OUT/at<step>/model."""
+    if step in hp.keep_steps:
+        check_weights(stage, {"policy": policy}, out)
+        save_model(out / f"at{step}" / "model", policy, tokenizer)
+
+
 def _models(policy, value_model) -> dict:
     return {"policy": policy} | ({"value model": value_model} if value_model is not None else {})
 
@@ -271,10 +287,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     torch.manual_seed(hp.seed)
     # ---- Models: policy, frozen reference, reward, value
     policy, ref, tokenizer, reward, value_model = load_models(cfg, entry.critic, reward_fn)
-    params = [p for m in (policy, value_model) if m is not None for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=hp.lr, eps=1e-5)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: rl_lr_factor(s, hp.warmup_steps, hp.steps, hp.lr_decay))
+    params, optimizer, scheduler = make_optimizer([policy, value_model], hp)
     kl = KLController(hp.beta, hp.target_kl or None, hp.kl_horizon)
     step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
@@ -314,8 +327,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             if on_step is not None:
                 stats.update(on_step(step, batch, exp.texts, exp.raw_scores.tolist()))
             log_iteration(log, bar, stats)
-            if step in hp.keep_steps:      # a budget sweep's point: the policy as it stands after `step`
-                save_model(out / f"at{step}" / "model", policy, tokenizer)
+            keep_policy(algo, out, step, hp, policy, tokenizer)
             if hp.checkpoint_every and step % hp.checkpoint_every == 0 and step < hp.steps:
                 _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step,
                                  job)

@@ -107,9 +107,24 @@ def test_differences_names_the_leaves():
     a = {"models": {"m": {"weights": 1, "config": 2}}, "config": {"train": {"lr": 1}}}
     b = {"models": {"m": {"weights": 1, "config": 3}}, "config": {"train": {"lr": 1, "seed": 0}}}
     assert differences(a, b) == ["config.train.seed", "models.m.config"]
-    # an option added since, left empty, is no difference: a job from before it is the same job
-    assert differences(a, a | {"config": {"train": {"lr": 1}, "reward": ""}}) == []
-    assert differences(a, a | {"config": {"train": {"lr": 1}, "reward": "m:f"}}) == ["config.reward"]
+
+
+def test_a_job_from_before_an_option_was_added_is_the_same_job(tiny_model_dir, tmp_path):
+    # a finished RL job whose record lacks options added since (here lr_decay, at its default) is found
+    # finished; the option set otherwise is another job
+    from rlhfkit.config import RLConfig
+    from rlhfkit.train.job import Job
+    cfg = RLConfig(policy=str(tiny_model_dir), reward="rewards.py:f", out=str(tmp_path / "rl"))
+    job = Job.begin("ppo", cfg, models={"policy": cfg.policy})
+    older = json.loads(json.dumps(job.fingerprint))
+    del older["config"]["rl"]["lr_decay"], older["config"]["rl"]["keep_at"]
+    (tmp_path / "rl").mkdir()
+    result = {"out": str(tmp_path / "rl")}
+    (tmp_path / "rl" / "job.json").write_text(json.dumps({"fingerprint": older, "result": result}))
+    assert Job.begin("ppo", cfg, models={"policy": cfg.policy}).result == result
+    cfg.rl.lr_decay = False
+    with pytest.raises(JobMismatch, match=r"config.rl.lr_decay differ"):
+        Job.begin("ppo", cfg, models={"policy": cfg.policy})
 
 
 def test_load_weights_refuses_missing_and_unexpected_keys(tiny_model_dir, tmp_path):
