@@ -109,6 +109,14 @@ def test_rm_trains_on_comparisons(tiny_model_dir, tmp_path):
     from transformers import AutoModelForSequenceClassification
     rm = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm" / "model")
     assert rm.config.num_labels == 1 and isinstance(rm.config.reward_offset, float)
+    assert rm.config.reward_readout == "eos"
+    # another read-out is kept in the model's config, where every stage that scores reads it
+    out = json.loads(rlhfkit("rm", "--model", tiny_model_dir, "--data", tmp_path / "data" / "rankings.jsonl",
+                             "--out", tmp_path / "rm_lik", "--train.batch_size", "8", "--readout", "likelihood",
+                             "--likelihood_weight", "0.5").stdout)
+    rm = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm_lik" / "model")
+    assert (rm.config.reward_readout, rm.config.likelihood_weight) == ("likelihood", 0.5)
+    assert out["reward_offset"] < 0      # the log-probability term pulls every score below 0
 
 
 @pytest.mark.parametrize("algo", ["ppo", "rloo", "grpo", "reinforce_pp"])
@@ -208,9 +216,11 @@ def test_demo_end_to_end_on_a_tiny_world(tiny_model_dir, tmp_path):
 
 def test_sweep_over_budgets_from_a_finished_demo(tiny_model_dir, tmp_path):
     demo = tmp_path / "demo"
+    # the demo's reward model reads its rewards as the mean over the answer: every sampler scores through it
     rlhfkit("demo", "--out", demo, "--base_model", tiny_model_dir, "--methods", "dpo", "--n_prompts", "16",
             "--label_budget", "60", "--eval.max_new_tokens", "16", "--sft.epochs", "0.5", "--rm.epochs", "0.5",
-            "--pref.epochs", "0.5", *TINY_TASK)
+            "--pref.epochs", "0.5", "--rm_readout", "mean", *TINY_TASK)
+    assert json.loads((demo / "seed0" / "rm" / "model" / "config.json").read_text())["reward_readout"] == "mean"
     args = ["sweep", "--demo", demo, "--out", tmp_path / "sweep", "--seeds", "1", "--samples", "16,32",
             "--rl.prompts_per_step", "8", "--rl.minibatch_size", "4", "--rl.warmup_steps", "1", "--bon_n", "4",
             "--sample_n", "2", "--rsft_rounds", "2", "--sl.epochs", "0.5"]

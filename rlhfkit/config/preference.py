@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
-from rlhfkit.config.sections import TrainConfig
+from rlhfkit.config.sections import READOUTS, TrainConfig
 
 @dataclass
 class RMConfig:
@@ -17,6 +17,11 @@ class RMConfig:
                    writes="dir")
     max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)", ge=0)
     center: float = opt(0.0, "weight of the centring term: each prompt's mean reward pulled to 0", ge=0)
+    readout: str = opt("eos", "how the reward is read: eos (the head at the last token), mean (the head averaged "
+                              "over the answer's tokens), likelihood (eos plus likelihood_weight x the answer's mean "
+                              "token log-probability under the model's own tied LM head)",
+                       choices=READOUTS)
+    likelihood_weight: float = opt(1.0, "readout likelihood: weight of the log-likelihood term", ge=0)
     resume: bool = opt(True, RESUME_HELP)
     train: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=1.0, warmup_steps=10),
                              "optimisation; batch_size counts prompts (a ranking is one item)")

@@ -5,8 +5,8 @@ from dataclasses import dataclass, replace
 
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
-from rlhfkit.config.sections import (RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig, TaskConfig,
-                                     TrainConfig)
+from rlhfkit.config.sections import (READOUTS, RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig,
+                                     TaskConfig, TrainConfig)
 
 # upper bounds, not methods: rsft and ppo with the gold judge as their reward, at ppo's episodes
 GOLD_METHODS = ("gold_rsft", "gold_ppo")
@@ -72,6 +72,9 @@ class DemoConfig:
     sft: TrainConfig = sub(lambda: TrainConfig(epochs=2.0, dtype="bfloat16"), "SFT optimisation")
     rm: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=2.0, warmup_steps=10, dtype="bfloat16"),
                           "reward-model optimisation (batch_size counts rankings)")
+    rm_readout: str = opt("eos", "how the reward model reads a reward (`rlhfkit rm --readout`): eos, mean or "
+                                 "likelihood", choices=READOUTS)
+    rm_likelihood_weight: float = opt(1.0, "rm_readout likelihood: weight of the log-likelihood term", ge=0)
     # 2 epochs, not N+'s 4: no measured loss in win rate, and half the update, the bulk of PPO's time;
     # lr 5e-4, not 1e-4: with the gold judge as its reward PPO gets further (README, "Where PPO stops").
     # Every training stage of the demo runs in bf16 autocast: same results, faster (bench/README.md)

@@ -19,7 +19,7 @@ import statistics
 import torch
 
 from rlhfkit.algorithms.best_of_n import analytic_kl, select
-from rlhfkit.data.collate import encode_demonstration, pad_batch
+from rlhfkit.data.collate import IGNORE, encode_demonstration, pad_batch
 from rlhfkit.data.records import Demonstration
 from rlhfkit.models.heads import sequence_rewards
 from rlhfkit.models.lm import context_length
@@ -72,7 +72,8 @@ def negation_probe(sft_model, tokenizer, reward_model, posts: list[Post], seed: 
         logp, n = sequence_logprobs(sft_model.eval(), chunk, tokenizer.pad_token_id)
         ce += (-logp / n).tolist()
         batch = pad_batch(chunk, tokenizer.pad_token_id)
-        rm += sequence_rewards(reward_model, batch["input_ids"], batch["attention_mask"]).tolist()
+        rm += sequence_rewards(reward_model, batch["input_ids"], batch["attention_mask"],
+                               batch["labels"] != IGNORE).tolist()
     gold = [gold_score(t, p.facts) for p, triple in zip(posts, triples) for t in triple]
     split = lambda xs: (xs[0::3], xs[1::3], xs[2::3])  # noqa: E731
     ce_view = _scorer(*split(ce), higher_is_better=False)

@@ -6,6 +6,15 @@ real token of prompt + response (the EOS when there is one), found from the atte
 left and right padding both work. After training, `config.reward_offset` holds the mean score
 of reference answers; `sequence_rewards` subtracts it so references score 0 on average.
 The value model is the same network read at every position.
+
+How a reward is read out of the network (`config.reward_readout`, set by `rlhfkit rm --readout`):
+  eos         the head at the last real token (the default above)
+  mean        the head averaged over the answer's tokens
+  likelihood  the head at the last token plus `config.likelihood_weight` times the answer's mean
+              token log-probability under the backbone's own LM head (the input embeddings, tied):
+              how well the answer follows from the post, which a scalar head at EOS may not learn
+              from a few thousand comparisons (a polarity flipped against the post)
+The last two need each row's answer tokens (`answer_mask`).
 """
 from __future__ import annotations
 
@@ -54,35 +63,79 @@ def score_head(model) -> torch.nn.Linear:
                          "causal LM's sequence-classification model")
     return head
 
-def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The scalar head at every position: (B, T)."""
+def readout_of(model) -> str:
+    return getattr(model.config, "reward_readout", "eos")
+
+
+def backbone_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The backbone's last hidden states, (B, T, d)."""
     # base_model is the backbone under whatever name the architecture gives it (model, transformer, gpt_neox)
     backbone = model.base_model
-    hidden = packed_forward(lambda ids, mask: backbone(input_ids=ids, attention_mask=mask,
-                                                       **position_inputs(backbone, mask)).last_hidden_state,
-                            input_ids, attention_mask)                                  # (B, T, d)
-    return score_head(model)(hidden).squeeze(-1).float()
+    return packed_forward(lambda ids, mask: backbone(input_ids=ids, attention_mask=mask,
+                                                     **position_inputs(backbone, mask)).last_hidden_state,
+                          input_ids, attention_mask)
+
+
+def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The scalar head at every position: (B, T)."""
+    return score_head(model)(backbone_hidden(model, input_ids, attention_mask)).squeeze(-1).float()
+
+
+def check_readout(model, readout: str) -> None:
+    """Refuse a read-out the model cannot give: the likelihood needs the LM head tied to the input
+    embeddings (the sequence-classification model keeps no separate LM head)."""
+    if readout == "likelihood" and not getattr(model.config, "tie_word_embeddings", False):
+        raise ModelError(f"{type(model).__name__}: the likelihood read-out needs an LM head tied to the input "
+                         "embeddings; this model's LM head is separate (use --readout eos or mean)")
+
+
+def answer_logprob(model, hidden: torch.Tensor, input_ids: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
+    """Mean log-probability of each row's answer tokens under the tied LM head, (B,)."""
+    logits = hidden[:, :-1].float() @ model.get_input_embeddings().weight.float().T       # (B, T-1, V)
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    mask = answer_mask[:, 1:].float()
+    return (logp * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def read_rewards(model, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 answer_mask: torch.Tensor | None) -> torch.Tensor:
+    """Each row's reward from the backbone's hidden states by the model's read-out, before the offset."""
+    readout, head = readout_of(model), score_head(model)
+    if readout != "eos" and answer_mask is None:
+        raise ValueError(f"the {readout} read-out needs each row's answer tokens (answer_mask)")
+    if readout == "mean":
+        mask = answer_mask.float()
+        return (head(hidden).squeeze(-1).float() * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    rewards = head(hidden[torch.arange(hidden.size(0)), last_token_index(attention_mask)]).squeeze(-1).float()
+    if readout == "likelihood":
+        rewards = rewards + float(model.config.likelihood_weight) * answer_logprob(model, hidden, input_ids,
+                                                                                  answer_mask)
+    return rewards
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the rightmost real token of each row: (B,)."""
     positions = torch.arange(attention_mask.size(1), device=attention_mask.device)
     return (positions * attention_mask).argmax(dim=1)
 
-def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The reward of each whole sequence, read at its last real token, minus the offset: (B,)."""
-    values = token_values(model, input_ids, attention_mask)
-    last = last_token_index(attention_mask)
+def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     answer_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The reward of each whole sequence by the model's read-out (at its last real token by
+    default), minus the offset: (B,)."""
+    hidden = backbone_hidden(model, input_ids, attention_mask)
     offset = float(getattr(model.config, "reward_offset", 0.0))
-    return values.gather(1, last.unsqueeze(1)).squeeze(1) - offset
+    return read_rewards(model, hidden, input_ids, attention_mask, answer_mask) - offset
 
-def group_rewards(model, sequences: list[list[int]], sizes: list[int], pad_id: int) -> torch.Tensor:
+def group_rewards(model, sequences: list[list[int]], sizes: list[int], pad_id: int,
+                  answer_masks: list[list[int]] | None = None) -> torch.Tensor:
     """The reward of each sequence, (N,), for sequences in groups that share a prompt (a ranking's
     answers, laid out group after group): `sequence_rewards`' numbers, with each group's shared
-    tokens run through the backbone once (`shared_prefix_forward`)."""
-    batch = split_shared_prefix(sequences, sizes, pad_id)
+    tokens run through the backbone once (`shared_prefix_forward`) for the EOS read-out. The
+    others read every answer token, so each sequence runs whole."""
+    batch = split_shared_prefix(sequences, sizes, pad_id) if readout_of(model) == "eos" else None
     if batch is None:
         ids, mask = right_pad(sequences, pad_id)
-        return sequence_rewards(model, ids, mask)
+        answer = right_pad(answer_masks, 0)[0] if answer_masks is not None else None
+        return sequence_rewards(model, ids, mask, answer)
     hidden = shared_prefix_forward(model.base_model, batch).last_hidden_state
     last = hidden[torch.arange(hidden.size(0)), last_token_index(batch.suffix_mask)]
     offset = float(getattr(model.config, "reward_offset", 0.0))

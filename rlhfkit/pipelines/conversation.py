@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from rlhfkit.config import ConversationDemoConfig, DPOConfig, RLConfig, RMConfig, SampleConfig, SFTConfig, to_dict
-from rlhfkit.data.collate import conversation_tokens, encode_conversation, pad_batch
+from rlhfkit.data.collate import IGNORE, conversation_tokens, encode_conversation, pad_batch
 from rlhfkit.data.records import Conversation, Span, episode_record, write_jsonl
 from rlhfkit.models.heads import load_reward_model, sequence_rewards
 from rlhfkit.models.lm import context_length, load_causal_lm
@@ -129,7 +129,7 @@ def score_conversations(rm, tokenizer, conversations: list[Conversation], batch_
     for start in range(0, len(conversations), batch_size):
         examples = [encode_conversation(c, tokenizer, 10**9) for c in conversations[start:start + batch_size]]
         batch = pad_batch(examples, tokenizer.pad_token_id)
-        scores += sequence_rewards(rm, batch["input_ids"], batch["attention_mask"]).tolist()
+        scores += sequence_rewards(rm, batch["input_ids"], batch["attention_mask"], batch["labels"] != IGNORE).tolist()
     return scores
 
 

@@ -113,6 +113,7 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     # ---- 3. Reward model on those labels
     reward_model.run(RMConfig(model=str(d / "sft"), data=str(d / "labels" / "rankings.jsonl"),
                               valid_data=str(d / "labels" / "valid.jsonl"), out=str(d / "rm"), resume=cfg.resume,
+                              readout=cfg.rm_readout, likelihood_weight=cfg.rm_likelihood_weight,
                               train=replace(cfg.rm, seed=seed)))
     rm_report = score_reward_model(d / "rm", valid_posts, valid_records)
     rm_report.update(labeler_agreement=labeler_agreement, comparisons=n_label * (cfg.label_k * (cfg.label_k - 1) // 2))

@@ -47,16 +47,27 @@ def with_final_eos(rollout: Experience, eos_id: int, pad_id: int) -> tuple[torch
     return ids, attn
 
 
+def answer_tokens(rollout: Experience, attn: torch.Tensor) -> torch.Tensor:
+    """1 at the policy's own tokens and an EOS `with_final_eos` appended, 0 at the prompt's and the
+    environment's: what a reward model's answer read-outs read, (B, P+R+1)."""
+    P, R = rollout.prompt_ids.size(1), rollout.action_mask.size(1)
+    answer = attn.clone()
+    answer[:, :P] = 0
+    answer[:, P:P + R] *= (rollout.action_mask > 0).long() | (attn[:, P:P + R] * (1 - rollout.response_mask))
+    return answer
+
+
 def reward_model_fn(model, tokenizer) -> ScoreFn:
     """Score with a reward model on the rollout's own tokens (no re-tokenisation). The samples of
     one prompt in consecutive rows (best-of-n, RSFT, RLOO, GRPO) share one pass over the prompt."""
     def score(rollout: Experience, prompts: list[str]) -> torch.Tensor:
         ids, attn = with_final_eos(rollout, tokenizer.eos_token_id, tokenizer.pad_token_id)
+        answer = answer_tokens(rollout, attn)
         sizes = repeated_rows(rollout.prompt_ids, rollout.prompt_mask)
         if max(sizes) == 1:
-            return sequence_rewards(model, ids, attn)
+            return sequence_rewards(model, ids, attn, answer)
         return group_rewards(model, [row[m.bool()].tolist() for row, m in zip(ids, attn)], sizes,
-                             tokenizer.pad_token_id)
+                             tokenizer.pad_token_id, [a[m.bool()].tolist() for a, m in zip(answer, attn)])
     return score
 
 

@@ -1,6 +1,8 @@
 """`rlhfkit rm`: a reward model from comparisons and K-way rankings.
 
-The LM with a scalar head read at the last token of prompt + answer (the EOS); loss
+The LM with a scalar head read at the last token of prompt + answer (the EOS; `--readout` reads it
+otherwise: the head's mean over the answer, or the EOS head plus the answer's log-likelihood under
+the backbone's own LM head, see `rlhfkit.models.heads`); loss
 -log sigmoid(r_w - r_l) over every ranked pair, each prompt's pairs weighted 1/C(K,2) so a
 prompt counts once (InstructGPT). After training the head's output is shifted so the training
 answers score 0 on average (`config.reward_offset`; Stiennon et al. normalise references to 0).
@@ -16,9 +18,9 @@ import torch
 
 from rlhfkit.algorithms.reward import ranking_loss
 from rlhfkit.config import RMConfig, check_max_len
-from rlhfkit.data.collate import encode_record
+from rlhfkit.data.collate import IGNORE, Example, encode_record
 from rlhfkit.data.records import Comparison, chat_template_of, load_comparisons
-from rlhfkit.models.heads import group_rewards, save_scalar_model, scalar_model_from_lm
+from rlhfkit.models.heads import check_readout, group_rewards, save_scalar_model, scalar_model_from_lm
 from rlhfkit.models.lm import context_length
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit
@@ -30,10 +32,16 @@ def encode_comparison(c: Comparison, tokenizer, max_len: int) -> Group:
     return [encode_record(d, tokenizer, max_len) for d in c.demonstrations()]
 
 
+def answer_mask(ex: Example) -> list[int]:
+    """1 at the tokens the example trains (the answer), 0 at the prompt's."""
+    return [int(label != IGNORE) for label in ex.labels]
+
+
 def rm_step(model, groups: list[Group], pad_id: int, autocast, center: float = 0.0) -> tuple[torch.Tensor, dict]:
     flat = [ex.input_ids for g in groups for ex in g]
     with autocast:
-        rewards = group_rewards(model, flat, [len(g) for g in groups], pad_id)
+        rewards = group_rewards(model, flat, [len(g) for g in groups], pad_id,
+                                [answer_mask(ex) for g in groups for ex in g])
     loss, stats = ranking_loss(rewards, [len(g) for g in groups], center)
     stats["seq_tokens"] = sum(len(ids) for ids in flat)
     return loss, stats
@@ -59,7 +67,8 @@ def score_groups(model, groups: list[Group], pad_id: int, batch_size: int = 64) 
     out: list[list[float]] = []
     for chunk in group_chunks(groups, batch_size):
         sizes = [len(g) for g in chunk]
-        rewards = group_rewards(model, [ex.input_ids for g in chunk for ex in g], sizes, pad_id)
+        rewards = group_rewards(model, [ex.input_ids for g in chunk for ex in g], sizes, pad_id,
+                                [answer_mask(ex) for g in chunk for ex in g])
         out += [r.tolist() for r in rewards.split(sizes)]
     return out
 
@@ -81,6 +90,8 @@ def run(cfg: RMConfig) -> dict:
     # ---- Model and data
     torch.manual_seed(cfg.train.seed)     # the new head's draw is part of the run, like the data order
     model, tokenizer = scalar_model_from_lm(cfg.model)
+    check_readout(model, cfg.readout)
+    model.config.reward_readout, model.config.likelihood_weight = cfg.readout, cfg.likelihood_weight
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))
     template = chat_template_of(tokenizer)
