@@ -103,9 +103,15 @@ def best_of_n_curve(records: list[dict], posts: list[Post]) -> list[dict]:
 def oracle_share(records: list[dict], posts: list[Post]) -> float:
     """Share of the SFT samples (every candidate of `rlhfkit bon` records, aligned with posts) whose
     gold score reaches the oracle summary's: how rare the world's optimum is under SFT."""
-    hits = [gold_score(c, p.facts) >= gold_score(oracle_summary(p.facts), p.facts)
-            for r, p in zip(records, posts, strict=True) for c in r["candidates"]]
+    best = [gold_score(oracle_summary(p.facts), p.facts) for p in posts]
+    hits = [gold_score(c, p.facts) >= top for r, p, top in zip(records, posts, best, strict=True)
+            for c in r["candidates"]]
     return statistics.fmean(hits)
+
+
+def gao_penalty(form: str):
+    """g(d) of Gao et al.'s R(d) = alpha d - beta g(d): d^2 for best-of-n ('bon'), d log d for RL ('rl')."""
+    return (lambda d: d * d) if form == "bon" else (lambda d: d * math.log(d))
 
 
 def fit_gao(points: list[tuple[float, float]], form: str) -> dict:
@@ -114,7 +120,7 @@ def fit_gao(points: list[tuple[float, float]], form: str) -> dict:
     rows = [(math.sqrt(max(kl, 0.0)), r) for kl, r in points if kl > 0]
     if len(rows) < 2:
         return {"alpha": None, "beta": None, "r2": None, "points": len(rows)}
-    g = (lambda d: d * d) if form == "bon" else (lambda d: d * math.log(d))
+    g = gao_penalty(form)
     # normal equations of R = alpha * d + (-beta) * g(d), no intercept (R(0) = 0)
     a11 = sum(d * d for d, _ in rows)
     a12 = sum(d * g(d) for d, _ in rows)

@@ -8,12 +8,14 @@ import html
 import io
 from pathlib import Path
 
+from rlhfkit.evaluate.probes import gao_penalty
 
-def _fmt(x, digits: int = 3) -> str:
+
+def fmt(x, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def _write(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -23,10 +25,10 @@ def methods_rows(methods: dict) -> list[list[str]]:
     rows = []
     for name, m in methods.items():
         w, f = m["winrate_vs_reference"], m["failure_rates"]
-        rows.append([name, f"{_fmt(w['mean'])} [{_fmt(w['ci_low'])}, {_fmt(w['ci_high'])}]",
-                     _fmt(m["gold_score_mean"]), _fmt(m["kl_to_sft"], 2), _fmt(m["length_mean"], 1),
-                     _fmt(f["omission"], 2), _fmt(f["contradiction"], 2), _fmt(f["invention"], 2),
-                     _fmt(f["no_eos"], 2), str(m["n_prompts"])])
+        rows.append([name, f"{fmt(w['mean'])} [{fmt(w['ci_low'])}, {fmt(w['ci_high'])}]",
+                     fmt(m["gold_score_mean"]), fmt(m["kl_to_sft"], 2), fmt(m["length_mean"], 1),
+                     fmt(f["omission"], 2), fmt(f["contradiction"], 2), fmt(f["invention"], 2),
+                     fmt(f["no_eos"], 2), str(m["n_prompts"])])
     return rows
 
 
@@ -51,7 +53,7 @@ def budget_rows(methods: dict) -> list[list[str]]:
         label = f"{name} (inference time)" if b.get("inference_time") else name
         rows.append([label, *(f"{b[k]:,.0f}" if k in b else "-" for k in
                               ("comparisons", "samples", "reward_calls", "optimizer_steps", "answer_tokens", "seconds")),
-                     _fmt(b.get("kl_to_sft"), 2)])
+                     fmt(b.get("kl_to_sft"), 2)])
     return rows
 
 
@@ -79,8 +81,8 @@ def gold_rows(methods: dict) -> list[list[str]]:
             m, w = methods[name], methods[name]["winrate_vs_reference"]
             rows.append([name, "gold judge" if name.startswith("gold_") else "reward model",
                          f"{m['budget']['samples']:,.0f}" if "samples" in m.get("budget", {}) else "-",
-                         f"{_fmt(w['mean'])} [{_fmt(w['ci_low'])}, {_fmt(w['ci_high'])}]",
-                         _fmt(m["gold_score_mean"]), _fmt(m["kl_to_sft"], 2)])
+                         f"{fmt(w['mean'])} [{fmt(w['ci_low'])}, {fmt(w['ci_high'])}]",
+                         fmt(m["gold_score_mean"]), fmt(m["kl_to_sft"], 2)])
     return rows
 
 
@@ -94,10 +96,10 @@ def ceiling_note(results: dict) -> str:
 
 def ceiling_rows(results: dict) -> list[list[str]]:
     points = results.get("gold_vs_kl", {}).get("bon", {}).get("points") or results.get("bon_curve") or []
-    return [[f"{p['n']:.0f}", _fmt(p["kl"], 2), _fmt(p["gold"]), _fmt(p.get("gold_selected"))] for p in points]
+    return [[f"{p['n']:.0f}", fmt(p["kl"], 2), fmt(p["gold"]), fmt(p.get("gold_selected"))] for p in points]
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
@@ -115,12 +117,12 @@ DIFFERENCE_LABELS = {"contradiction": "contradictions", "coverage": "key events 
 
 
 def _rm_rows(rm: dict) -> list[list[str]]:
-    return [["accuracy vs held-out labeler labels", _fmt(rm["accuracy_vs_labels"])],
-            ["a second labeler's agreement on the same pairs", _fmt(rm.get("labeler_agreement"))],
-            ["accuracy vs the gold preference", _fmt(rm["accuracy_vs_gold"])],
+    return [["accuracy vs held-out labeler labels", fmt(rm["accuracy_vs_labels"])],
+            ["a second labeler's agreement on the same pairs", fmt(rm.get("labeler_agreement"))],
+            ["accuracy vs the gold preference", fmt(rm["accuracy_vs_gold"])],
             *[[f"accuracy vs gold on pairs that differ in {DIFFERENCE_LABELS[d]} (pairs)",
-               f"{_fmt(c['accuracy'])} ({c['n']})"] for d, c in rm.get("accuracy_vs_gold_by_difference", {}).items()],
-            ["correlation of reward with length (words)", _fmt(rm.get("length_correlation"))],
+               f"{fmt(c['accuracy'])} ({c['n']})"] for d, c in rm.get("accuracy_vs_gold_by_difference", {}).items()],
+            ["correlation of reward with length (words)", fmt(rm.get("length_correlation"))],
             ["comparisons trained on", str(rm.get("comparisons", "n/a"))]]
 
 
@@ -129,9 +131,9 @@ def _curve_rows(curves: dict) -> list[list[str]]:
     for algo, runs in curves.items():
         for seed, log in enumerate(runs):
             last = log[-1]
-            rows.append([algo, str(seed), str(len(log)), _fmt(log[0]["score"], 2), _fmt(last["score"], 2),
-                         _fmt(log[0].get("gold"), 2), _fmt(last.get("gold"), 2), _fmt(last["kl"], 2),
-                         _fmt(last.get("entropy"), 2)])
+            rows.append([algo, str(seed), str(len(log)), fmt(log[0]["score"], 2), fmt(last["score"], 2),
+                         fmt(log[0].get("gold"), 2), fmt(last.get("gold"), 2), fmt(last["kl"], 2),
+                         fmt(last.get("entropy"), 2)])
     return rows
 
 
@@ -154,17 +156,17 @@ def _verdict(claim: dict) -> str:
 def _claim_table(name: str, results: dict) -> tuple[list[str], list[list[str]]] | None:
     """The table under each claim, or None."""
     methods, ev = results["methods"], results["claims"][name]["evidence"]
-    win = lambda m: _fmt(methods[m]["winrate_vs_reference"]["mean"])  # noqa: E731
+    win = lambda m: fmt(methods[m]["winrate_vs_reference"]["mean"])  # noqa: E731
     if name == "scoring_vs_generating" and ev:
-        rows = [["reward model", _fmt(ev["reward_model_accuracy_vs_labels"]), "(scores only)"]]
-        rows += [[m, _fmt(methods[m].get("ranking_accuracy")), win(m)] for m in ev["winrate"]]
+        rows = [["reward model", fmt(ev["reward_model_accuracy_vs_labels"]), "(scores only)"]]
+        rows += [[m, fmt(methods[m].get("ranking_accuracy")), win(m)] for m in ev["winrate"]]
         return ["model", "accuracy on held-out labelled pairs", "gold win rate of its own answers"], rows
     if name == "constrained_sl" and ev:
-        return ["method", "gold win rate"], [[m, _fmt(w)] for m, w in ev["winrate"].items()]
+        return ["method", "gold win rate"], [[m, fmt(w)] for m, w in ev["winrate"].items()]
     if name == "negation" and ev:
-        rows = [[label, _fmt(ev[key]["faithful_mean"]), _fmt(ev[key]["reworded_mean"]), _fmt(ev[key]["flipped_mean"]),
-                 _fmt(ev[key]["reword_effect"], 2), _fmt(ev[key]["flip_effect"], 2),
-                 _fmt(ev[key]["prefers_reworded_to_flipped"], 2)]
+        rows = [[label, fmt(ev[key]["faithful_mean"]), fmt(ev[key]["reworded_mean"]), fmt(ev[key]["flipped_mean"]),
+                 fmt(ev[key]["reword_effect"], 2), fmt(ev[key]["flip_effect"], 2),
+                 fmt(ev[key]["prefers_reworded_to_flipped"], 2)]
                 for label, key in (("SFT per-token cross-entropy (nats)", "token_cross_entropy"),
                                    ("gold score", "gold_score"), ("reward model score", "reward_model"))]
         return ["scorer", "faithful", "reworded", "one polarity flipped", "rewording effect (sd)", "flip effect (sd)",
@@ -172,8 +174,8 @@ def _claim_table(name: str, results: dict) -> tuple[list[str], list[list[str]]] 
     if name == "rl_beats_sl":
         fits = results.get("gold_vs_kl", {})
         return ["policy family", "Gao et al. form", "alpha", "beta", "R^2", "points"], [
-            [k, "d (alpha - beta d)" if k == "bon" else "d (alpha - beta log d)", _fmt(v["fit"]["alpha"]),
-             _fmt(v["fit"]["beta"]), _fmt(v["fit"]["r2"]), str(v["fit"]["points"])] for k, v in fits.items()]
+            [k, "d (alpha - beta d)" if k == "bon" else "d (alpha - beta log d)", fmt(v["fit"]["alpha"]),
+             fmt(v["fit"]["beta"]), fmt(v["fit"]["r2"]), str(v["fit"]["points"])] for k, v in fits.items()]
     return None
 
 
@@ -195,32 +197,32 @@ def _why_rl(results: dict) -> list[tuple[str, str, tuple | None]]:
 
 
 def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
-    parts = ["# rlhfkit report", _intro(results), "## Methods", _md_table(METHOD_HEADER, methods_rows(results["methods"]))]
+    parts = ["# rlhfkit report", _intro(results), "## Methods", md_table(METHOD_HEADER, methods_rows(results["methods"]))]
     if budget_rows(results["methods"]):
-        parts += ["## Budgets", BUDGET_NOTE, _md_table(BUDGET_HEADER, budget_rows(results["methods"]))]
+        parts += ["## Budgets", BUDGET_NOTE, md_table(BUDGET_HEADER, budget_rows(results["methods"]))]
     if ceiling_rows(results):
-        parts += ["## Selection ceiling", ceiling_note(results), _md_table(CEILING_HEADER, ceiling_rows(results))]
+        parts += ["## Selection ceiling", ceiling_note(results), md_table(CEILING_HEADER, ceiling_rows(results))]
     if gold_rows(results["methods"]):
-        parts += ["## Gold against gold", GOLD_NOTE, _md_table(GOLD_HEADER, gold_rows(results["methods"]))]
+        parts += ["## Gold against gold", GOLD_NOTE, md_table(GOLD_HEADER, gold_rows(results["methods"]))]
     if "reward_model" in results:
-        parts += ["## Reward model", _md_table(["measure", "value"], _rm_rows(results["reward_model"]))]
+        parts += ["## Reward model", md_table(["measure", "value"], _rm_rows(results["reward_model"]))]
     if results.get("curves"):
         parts += ["## RL training (proxy = reward model on the rollouts, gold = the judge on the same rollouts)",
-                  _md_table(CURVE_HEADER, _curve_rows(results["curves"]))]
+                  md_table(CURVE_HEADER, _curve_rows(results["curves"]))]
     if results.get("claims"):
         parts.append("## Why RL: the four reasons, measured")
         for title, text, table in _why_rl(results):
-            parts += [f"### {title}", text] + ([_md_table(*table)] if table else [])
+            parts += [f"### {title}", text] + ([md_table(*table)] if table else [])
     if results.get("stage_seconds"):
         times = results["stage_seconds"]
         parts += ["## Time per stage (seconds, per seed)",
-                  _md_table(["stage", *(f"seed {i}" for i in range(len(times)))],
+                  md_table(["stage", *(f"seed {i}" for i in range(len(times)))],
                             [[k, *(f"{t.get(k, 0):.0f}" for t in times)] for k in times[0]])]
     parts.append("## Examples")
     for ex in examples:
         parts.append("```\n" + ex["prompt"] + "\n```")
         parts += [f"- **{k}**: {v.strip()}" for k, v in ex.items() if k != "prompt"]
-    _write(path, "\n\n".join(parts) + "\n")
+    write_atomic(path, "\n\n".join(parts) + "\n")
 
 
 # ---- HTML with plots -----------------------------------------------------------------------
@@ -293,10 +295,9 @@ def _plots(results: dict) -> list[tuple[str, str]]:
 
 
 def _gold_vs_kl_plot(fits: dict):
-    import math
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for name, form, color in (("bon", lambda d: d * d, "#f58518"), ("ppo", lambda d: d * math.log(d), "#4c78a8")):
+    for name, form, color in (("bon", gao_penalty("bon"), "#f58518"), ("ppo", gao_penalty("rl"), "#4c78a8")):
         if name not in fits:
             continue
         pts = fits[name]["points"]
@@ -357,4 +358,4 @@ def write_html(path: Path, results: dict, examples: list[dict]) -> None:
         parts.append(f"<pre>{html.escape(ex['prompt'])}</pre><ul>")
         parts += [f"<li><b>{html.escape(k)}</b>: {html.escape(v.strip())}</li>" for k, v in ex.items() if k != "prompt"]
         parts.append("</ul>")
-    _write(path, "\n".join(parts) + "\n")
+    write_atomic(path, "\n".join(parts) + "\n")

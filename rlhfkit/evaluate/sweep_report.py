@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from rlhfkit.evaluate.probes import gao_penalty
+from rlhfkit.evaluate.report import fmt, md_table, write_atomic
+
 SWEEP_HEADER = ["method", "reward-scored samples", "win rate vs reference [95% CI]", "gold score [95% CI]",
                 "KL to SFT (nats)", "contradiction"]
 BON_HEADER = ["n (samples per query)", "KL to SFT (nats)", "gold score, reward model picks",
@@ -16,22 +19,13 @@ FORMS = {"bon": "d (alpha - beta d)", "ppo": "d (alpha - beta log d)", "gold_ppo
 
 def _ci(x: dict, digits: int = 3) -> str:
     if x["ci_low"] is None:
-        return f"{x['mean']:.{digits}f}"
-    return f"{x['mean']:.{digits}f} [{x['ci_low']:.{digits}f}, {x['ci_high']:.{digits}f}]"
-
-
-def _num(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+        return fmt(x["mean"], digits)
+    return f"{fmt(x['mean'], digits)} [{fmt(x['ci_low'], digits)}, {fmt(x['ci_high'], digits)}]"
 
 
 def sweep_rows(results: dict) -> list[list[str]]:
     return [[r["method"], f"{r['samples']:,}" if r["samples"] else "-", _ci(r["winrate"]), _ci(r["gold"]),
-             _num(r["kl"], 2), _num(r["contradiction"], 2)] for r in results["rows"]]
+             fmt(r["kl"], 2), fmt(r["contradiction"], 2)] for r in results["rows"]]
 
 
 def write_sweep_report(out: Path, results: dict) -> None:
@@ -42,16 +36,16 @@ def write_sweep_report(out: Path, results: dict) -> None:
              " ppo@N and gold_ppo@N are one run per seed kept after N episodes (lr constant after the warm-up); "
              "rsft@N is a run of N samples; gold_ppo's reward is the gold judge itself (the upper bound).",
              "![gold score against KL](sweep.png)",
-             "## Each method at each budget", _table(SWEEP_HEADER, sweep_rows(results))]
+             "## Each method at each budget", md_table(SWEEP_HEADER, sweep_rows(results))]
     if results.get("bon_curve"):
         parts += ["## Best-of-n on the test prompts (an inference-time method: n samples per query)",
                   f"{100 * results['oracle_share']:.1f}% of these SFT samples reach the oracle summary's gold score.",
-                  _table(BON_HEADER, [[f"{c['n']:.0f}", _num(c["kl"], 2), _num(c["gold"]), _num(c["gold_selected"])]
+                  md_table(BON_HEADER, [[f"{c['n']:.0f}", fmt(c["kl"], 2), fmt(c["gold"]), fmt(c["gold_selected"])]
                                       for c in results["bon_curve"]])]
     parts += ["## Gao et al. (2022)'s forms: gold gain over SFT against d = sqrt(KL)",
-              _table(FIT_HEADER, [[m, FORMS[m], _num(f["alpha"]), _num(f["beta"]), _num(f["r2"], 2), str(f["points"])]
+              md_table(FIT_HEADER, [[m, FORMS[m], fmt(f["alpha"]), fmt(f["beta"]), fmt(f["r2"], 2), str(f["points"])]
                                   for m, f in results["fits"].items()])]
-    (out / "report.md").write_text("\n\n".join(parts) + "\n")
+    write_atomic(out / "report.md", "\n\n".join(parts) + "\n")
     plot(out / "sweep.png", results)
 
 
@@ -83,7 +77,7 @@ def plot(path: Path, results: dict) -> None:
             kls = [r["kl"] for r in results["rows"] if r["method"] == method] or [c["kl"] for c in curve or []]
             top = max(kls + [0.01])
             ds = [math.sqrt(top) * i / 50 for i in range(1, 51)]
-            g = (lambda d: d * d) if form == "bon" else (lambda d: d * math.log(d))
+            g = gao_penalty(form)
             ax.plot([d * d for d in ds], [results["sft_gold"] + fit["alpha"] * d - fit["beta"] * g(d) for d in ds],
                     "-", color=colors[method], alpha=0.35, linewidth=1)
     ax.axhline(results["sft_gold"], color="grey", linewidth=0.8, linestyle="--", label="SFT")
