@@ -119,6 +119,23 @@ def test_rm_trains_on_comparisons(tiny_model_dir, tmp_path):
     assert out["reward_offset"] < 0      # the log-probability term pulls every score below 0
 
 
+def test_rm_verdict_readout_asks_in_one_token_words(tiny_model_dir, tmp_path):
+    rlhfkit("data", "tldr", "--out", tmp_path / "data", *TINY_TASK)
+    args = ("rm", "--model", tiny_model_dir, "--data", tmp_path / "data" / "rankings.jsonl", "--out", tmp_path / "rm",
+            "--train.batch_size", "8", "--readout", "verdict", "--verdict_prompt", "\nThe TL;DR is")
+    proc = rlhfkit(*args, check=False)          # " yes" is two tokens in the world's tokenizer
+    assert proc.returncode == 2 and "rm.verdict_yes: ' yes' is 2 tokens" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "rm").exists()
+    out = json.loads(rlhfkit(*args, "--verdict_yes", " did", "--verdict_no", " not",
+                             "--valid_data", tmp_path / "data" / "comparisons.jsonl").stdout)
+    from rlhfkit.models.heads import load_scalar_model
+    rm, tok = load_scalar_model(tmp_path / "rm" / "model")
+    assert rm.config.reward_readout == "verdict"
+    assert rm.config.verdict_prompt_ids == tok.encode("\nThe TL;DR is", add_special_tokens=False)
+    assert rm.config.verdict_token_ids == [tok.convert_tokens_to_ids("Ġdid"), tok.convert_tokens_to_ids("Ġnot")]
+    assert 0.0 <= out["valid_accuracy"] <= 1.0 and out["comparisons"] > 0
+
+
 @pytest.mark.parametrize("algo", ["ppo", "rloo", "grpo", "reinforce_pp"])
 def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
     """A few iterations against a dense reward on a tiny model: the reward must go up."""

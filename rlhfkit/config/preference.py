@@ -19,9 +19,14 @@ class RMConfig:
     center: float = opt(0.0, "weight of the centring term: each prompt's mean reward pulled to 0", ge=0)
     readout: str = opt("eos", "how the reward is read: eos (the head at the last token), mean (the head averaged "
                               "over the answer's tokens), likelihood (eos plus likelihood_weight x the answer's mean "
-                              "token log-probability under the model's own tied LM head)",
+                              "token log-probability under the model's own tied LM head), verdict (a generative "
+                              "reward model: the tied LM head's logit of verdict_yes minus verdict_no after "
+                              "verdict_prompt)",
                        choices=READOUTS)
     likelihood_weight: float = opt(1.0, "readout likelihood: weight of the log-likelihood term", ge=0)
+    verdict_prompt: str = opt("\nIs this answer good? Answer:", "readout verdict: text placed after every answer")
+    verdict_yes: str = opt(" yes", "readout verdict: the approving token (one token in the model's tokenizer)")
+    verdict_no: str = opt(" no", "readout verdict: the disapproving token (one token in the model's tokenizer)")
     resume: bool = opt(True, RESUME_HELP)
     train: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=1.0, warmup_steps=10),
                              "optimisation; batch_size counts prompts (a ranking is one item)")

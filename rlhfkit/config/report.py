@@ -72,8 +72,8 @@ class DemoConfig:
     sft: TrainConfig = sub(lambda: TrainConfig(epochs=2.0, dtype="bfloat16"), "SFT optimisation")
     rm: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=2.0, warmup_steps=10, dtype="bfloat16"),
                           "reward-model optimisation (batch_size counts rankings)")
-    rm_readout: str = opt("eos", "how the reward model reads a reward (`rlhfkit rm --readout`): eos, mean or "
-                                 "likelihood", choices=READOUTS)
+    rm_readout: str = opt("eos", "how the reward model reads a reward (`rlhfkit rm --readout`): eos, mean, "
+                                 "likelihood or verdict (asked as 'The TL;DR is right / not')", choices=READOUTS)
     rm_likelihood_weight: float = opt(1.0, "rm_readout likelihood: weight of the log-likelihood term", ge=0)
     # 2 epochs, not N+'s 4: no measured loss in win rate, and half the update, the bulk of PPO's time;
     # lr 5e-4, not 1e-4: with the gold judge as its reward PPO gets further (README, "Where PPO stops").

@@ -12,7 +12,7 @@ from rlhfkit.engines import CHOICES
 from rlhfkit.config.fields import ConfigError, opt
 
 DTYPES = ("float32", "bfloat16")
-READOUTS = ("eos", "mean", "likelihood")     # how a reward model reads a reward (models/heads.py)
+READOUTS = ("eos", "mean", "likelihood", "verdict")     # how a reward model reads a reward (models/heads.py)
 RL_METHODS = tuple(RL_ALGORITHMS)
 REWARD_HELP = ("instead of a reward model: a Python function (prompts, completions) -> list[float], as "
                "FILE.py:FUNCTION (a path from the working directory) or MODULE:FUNCTION (installed, or in the "

@@ -14,7 +14,11 @@ How a reward is read out of the network (`config.reward_readout`, set by `rlhfki
               token log-probability under the backbone's own LM head (the input embeddings, tied):
               how well the answer follows from the post, which a scalar head at EOS may not learn
               from a few thousand comparisons (a polarity flipped against the post)
-The last two need each row's answer tokens (`answer_mask`).
+  verdict     a generative reward model: the LM head kept (tied to the input embeddings), the
+              sequence followed by a verdict prompt (`config.verdict_prompt_ids`), the reward the
+              logit of the "yes" token minus the "no" token's there (`config.verdict_token_ids`);
+              the scalar head is not read
+Mean and likelihood need each row's answer tokens (`answer_mask`).
 """
 from __future__ import annotations
 
@@ -82,11 +86,36 @@ def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -
 
 
 def check_readout(model, readout: str) -> None:
-    """Refuse a read-out the model cannot give: the likelihood needs the LM head tied to the input
-    embeddings (the sequence-classification model keeps no separate LM head)."""
-    if readout == "likelihood" and not getattr(model.config, "tie_word_embeddings", False):
-        raise ModelError(f"{type(model).__name__}: the likelihood read-out needs an LM head tied to the input "
+    """Refuse a read-out the model cannot give: likelihood and verdict need the LM head tied to the
+    input embeddings (the sequence-classification model keeps no separate LM head)."""
+    if readout in ("likelihood", "verdict") and not getattr(model.config, "tie_word_embeddings", False):
+        raise ModelError(f"{type(model).__name__}: the {readout} read-out needs an LM head tied to the input "
                          "embeddings; this model's LM head is separate (use --readout eos or mean)")
+
+
+def verdict_prompt_ids(model) -> list[int]:
+    """The tokens the verdict read-out appends to every sequence (none for the other read-outs)."""
+    return list(model.config.verdict_prompt_ids) if readout_of(model) == "verdict" else []
+
+
+def with_verdict_prompt(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    """Each row with the verdict prompt placed right after its last real token (the row one prompt wider)."""
+    prompt = torch.tensor(verdict_prompt_ids(model), dtype=input_ids.dtype, device=input_ids.device)
+    rows, width = input_ids.size(0), prompt.numel()
+    ids = torch.cat([input_ids, input_ids.new_full((rows, width), model.config.pad_token_id)], dim=1)
+    mask = torch.cat([attention_mask, attention_mask.new_zeros(rows, width)], dim=1)
+    where = last_token_index(attention_mask)[:, None] + 1 + torch.arange(width, device=ids.device)
+    return ids.scatter(1, where, prompt.expand(rows, width)), mask.scatter(1, where, 1)
+
+
+def last_token_reward(model, last: torch.Tensor) -> torch.Tensor:
+    """The reward read from each row's last hidden state, (B, d) -> (B,): the scalar head, or for the
+    verdict read-out the tied LM head's logit of the "yes" token minus the "no" token's."""
+    if readout_of(model) != "verdict":
+        return score_head(model)(last).squeeze(-1).float()
+    yes, no = model.config.verdict_token_ids
+    embeddings = model.get_input_embeddings().weight
+    return last.float() @ (embeddings[yes] - embeddings[no]).float()
 
 
 def answer_logprob(model, hidden: torch.Tensor, input_ids: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
@@ -100,13 +129,13 @@ def answer_logprob(model, hidden: torch.Tensor, input_ids: torch.Tensor, answer_
 def read_rewards(model, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  answer_mask: torch.Tensor | None) -> torch.Tensor:
     """Each row's reward from the backbone's hidden states by the model's read-out, before the offset."""
-    readout, head = readout_of(model), score_head(model)
-    if readout != "eos" and answer_mask is None:
+    readout = readout_of(model)
+    if readout in ("mean", "likelihood") and answer_mask is None:
         raise ValueError(f"the {readout} read-out needs each row's answer tokens (answer_mask)")
     if readout == "mean":
         mask = answer_mask.float()
-        return (head(hidden).squeeze(-1).float() * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-    rewards = head(hidden[torch.arange(hidden.size(0)), last_token_index(attention_mask)]).squeeze(-1).float()
+        return (score_head(model)(hidden).squeeze(-1).float() * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    rewards = last_token_reward(model, hidden[torch.arange(hidden.size(0)), last_token_index(attention_mask)])
     if readout == "likelihood":
         rewards = rewards + float(model.config.likelihood_weight) * answer_logprob(model, hidden, input_ids,
                                                                                   answer_mask)
@@ -121,6 +150,8 @@ def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
                      answer_mask: torch.Tensor | None = None) -> torch.Tensor:
     """The reward of each whole sequence by the model's read-out (at its last real token by
     default), minus the offset: (B,)."""
+    if readout_of(model) == "verdict":
+        input_ids, attention_mask = with_verdict_prompt(model, input_ids, attention_mask)
     hidden = backbone_hidden(model, input_ids, attention_mask)
     offset = float(getattr(model.config, "reward_offset", 0.0))
     return read_rewards(model, hidden, input_ids, attention_mask, answer_mask) - offset
@@ -129,9 +160,10 @@ def group_rewards(model, sequences: list[list[int]], sizes: list[int], pad_id: i
                   answer_masks: list[list[int]] | None = None) -> torch.Tensor:
     """The reward of each sequence, (N,), for sequences in groups that share a prompt (a ranking's
     answers, laid out group after group): `sequence_rewards`' numbers, with each group's shared
-    tokens run through the backbone once (`shared_prefix_forward`) for the EOS read-out. The
-    others read every answer token, so each sequence runs whole."""
-    batch = split_shared_prefix(sequences, sizes, pad_id) if readout_of(model) == "eos" else None
+    tokens run through the backbone once (`shared_prefix_forward`) for the read-outs at the last
+    token (eos, verdict). The others read every answer token, so each sequence runs whole."""
+    batch = split_shared_prefix([s + verdict_prompt_ids(model) for s in sequences], sizes, pad_id) \
+        if readout_of(model) in ("eos", "verdict") else None
     if batch is None:
         ids, mask = right_pad(sequences, pad_id)
         answer = right_pad(answer_masks, 0)[0] if answer_masks is not None else None
@@ -139,7 +171,7 @@ def group_rewards(model, sequences: list[list[int]], sizes: list[int], pad_id: i
     hidden = shared_prefix_forward(model.base_model, batch).last_hidden_state
     last = hidden[torch.arange(hidden.size(0)), last_token_index(batch.suffix_mask)]
     offset = float(getattr(model.config, "reward_offset", 0.0))
-    return score_head(model)(last).squeeze(-1).float() - offset
+    return last_token_reward(model, last) - offset
 
 def save_scalar_model(path: str | Path, model, tokenizer) -> None:
     def write(d: Path) -> None:

@@ -42,6 +42,9 @@ from rlhfkit.train import preference, rejection, reward_model, rl, sft
 from rlhfkit.train.reward_model import encode_comparison, score_groups
 
 
+# The world's tokenizer has no " yes" or " no" token; the verdict read-out asks in the world's own words
+WORLD_VERDICT = {"verdict_prompt": "\nThe TL;DR is", "verdict_yes": " right", "verdict_no": " not"}
+
 def sample_answers(policy_dir: Path, posts: list[Post], k: int, sample: SampleConfig) -> list[list[str]]:
     """k answers per post from a policy."""
     model, tok = load_causal_lm(policy_dir)
@@ -114,6 +117,7 @@ def run_seed(cfg: DemoConfig, seed: int, d: Path, data: Path) -> dict:
     reward_model.run(RMConfig(model=str(d / "sft"), data=str(d / "labels" / "rankings.jsonl"),
                               valid_data=str(d / "labels" / "valid.jsonl"), out=str(d / "rm"), resume=cfg.resume,
                               readout=cfg.rm_readout, likelihood_weight=cfg.rm_likelihood_weight,
+                              **(WORLD_VERDICT if cfg.rm_readout == "verdict" else {}),
                               train=replace(cfg.rm, seed=seed)))
     rm_report = score_reward_model(d / "rm", valid_posts, valid_records)
     rm_report.update(labeler_agreement=labeler_agreement, comparisons=n_label * (cfg.label_k * (cfg.label_k - 1) // 2))

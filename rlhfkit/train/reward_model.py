@@ -1,8 +1,8 @@
 """`rlhfkit rm`: a reward model from comparisons and K-way rankings.
 
 The LM with a scalar head read at the last token of prompt + answer (the EOS; `--readout` reads it
-otherwise: the head's mean over the answer, or the EOS head plus the answer's log-likelihood under
-the backbone's own LM head, see `rlhfkit.models.heads`); loss
+otherwise: the head's mean over the answer, the EOS head plus the answer's log-likelihood under
+the backbone's own LM head, or a verdict token's logit under it, see `rlhfkit.models.heads`); loss
 -log sigmoid(r_w - r_l) over every ranked pair, each prompt's pairs weighted 1/C(K,2) so a
 prompt counts once (InstructGPT). After training the head's output is shifted so the training
 answers score 0 on average (`config.reward_offset`; Stiennon et al. normalise references to 0).
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from rlhfkit.algorithms.reward import ranking_loss
-from rlhfkit.config import RMConfig, check_max_len
+from rlhfkit.config import ConfigError, RMConfig, check_max_len
 from rlhfkit.data.collate import IGNORE, Example, encode_record
 from rlhfkit.data.records import Comparison, chat_template_of, load_comparisons
 from rlhfkit.models.heads import check_readout, group_rewards, save_scalar_model, scalar_model_from_lm
@@ -35,6 +35,20 @@ def encode_comparison(c: Comparison, tokenizer, max_len: int) -> Group:
 def answer_mask(ex: Example) -> list[int]:
     """1 at the tokens the example trains (the answer), 0 at the prompt's."""
     return [int(label != IGNORE) for label in ex.labels]
+
+
+def verdict_ids(cfg: RMConfig, tokenizer) -> tuple[list[int], list[int]]:
+    """The verdict prompt's tokens and the [yes, no] token ids; each verdict word must be one token."""
+    words = []
+    for field in ("verdict_yes", "verdict_no"):
+        ids = tokenizer.encode(getattr(cfg, field), add_special_tokens=False)
+        if len(ids) != 1:
+            raise ConfigError(f"rm.{field}: {getattr(cfg, field)!r} is {len(ids)} tokens in {cfg.model}'s tokenizer; "
+                              "the verdict read-out reads the logit of one token")
+        words += ids
+    if words[0] == words[1]:
+        raise ConfigError(f"rm.verdict_yes and rm.verdict_no are the same token ({words[0]})")
+    return tokenizer.encode(cfg.verdict_prompt, add_special_tokens=False), words
 
 
 def rm_step(model, groups: list[Group], pad_id: int, autocast, center: float = 0.0) -> tuple[torch.Tensor, dict]:
@@ -92,6 +106,8 @@ def run(cfg: RMConfig) -> dict:
     model, tokenizer = scalar_model_from_lm(cfg.model)
     check_readout(model, cfg.readout)
     model.config.reward_readout, model.config.likelihood_weight = cfg.readout, cfg.likelihood_weight
+    if cfg.readout == "verdict":
+        model.config.verdict_prompt_ids, model.config.verdict_token_ids = verdict_ids(cfg, tokenizer)
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))
     template = chat_template_of(tokenizer)

@@ -20,6 +20,9 @@ def reward_model(path, readout: str, weight: float = 0.7):
     torch.manual_seed(0)
     model, tok = scalar_model_from_lm(path)
     model.config.reward_readout, model.config.likelihood_weight = readout, weight
+    model.config.verdict_prompt_ids = tok.encode("\nverdict:", add_special_tokens=False)
+    model.config.verdict_token_ids = [tok.encode(" a", add_special_tokens=False)[-1],
+                                      tok.encode(" b", add_special_tokens=False)[-1]]
     model.config.reward_offset = 0.25
     return model.eval(), tok
 
@@ -56,7 +59,27 @@ def test_likelihood_readout_adds_the_answers_log_probability_under_the_lm(tiny_m
         sequence_rewards(model, b["input_ids"], b["attention_mask"])
 
 
-@pytest.mark.parametrize("readout", ["eos", "mean", "likelihood"])
+@torch.no_grad()
+def test_verdict_readout_is_the_lms_yes_minus_no_logit_after_the_verdict_prompt(tiny_model_dir):
+    model, tok = reward_model(tiny_model_dir, "verdict")
+    lm, _ = load_causal_lm(tiny_model_dir)
+    yes, no = model.config.verdict_token_ids
+    examples, b = batch_of(tok)
+    expected = []
+    for ex in examples:      # each alone, unpadded: prompt, answer, EOS, then the verdict prompt
+        assert ex.input_ids[-1] == tok.eos_token_id
+        logits = lm(input_ids=torch.tensor([ex.input_ids + model.config.verdict_prompt_ids])).logits[0, -1]
+        expected.append(logits[yes] - logits[no] - 0.25)
+    torch.testing.assert_close(sequence_rewards(model, b["input_ids"], b["attention_mask"]), torch.stack(expected),
+                               rtol=1e-4, atol=1e-4)
+    left = torch.stack([b["input_ids"][1].roll(3), b["input_ids"][2]])   # the same rows, one left-padded
+    left_mask = torch.stack([b["attention_mask"][1].roll(3), b["attention_mask"][2]])
+    assert left_mask[0, :3].sum() == 0
+    torch.testing.assert_close(sequence_rewards(model, left, left_mask), torch.stack(expected[1:]),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("readout", ["eos", "mean", "likelihood", "verdict"])
 @torch.no_grad()
 def test_groups_and_rollouts_read_as_whole_sequences_do(tiny_model_dir, readout):
     model, tok = reward_model(tiny_model_dir, readout)
@@ -78,10 +101,11 @@ def test_groups_and_rollouts_read_as_whole_sequences_do(tiny_model_dir, readout)
     torch.testing.assert_close(reward_model_fn(model, tok)(r, prompts), torch.cat(alone), rtol=1e-4, atol=1e-4)
 
 
-def test_likelihood_readout_needs_a_tied_lm_head(tiny_model_dir):
+@pytest.mark.parametrize("readout", ["likelihood", "verdict"])
+def test_lm_head_readouts_need_a_tied_lm_head(tiny_model_dir, readout):
     model, _ = scalar_model_from_lm(tiny_model_dir)
-    check_readout(model, "likelihood")
+    check_readout(model, readout)
     model.config.tie_word_embeddings = False
     check_readout(model, "mean")
-    with pytest.raises(ModelError, match="the likelihood read-out needs an LM head tied to the input embeddings"):
-        check_readout(model, "likelihood")
+    with pytest.raises(ModelError, match=f"the {readout} read-out needs an LM head tied to the input embeddings"):
+        check_readout(model, readout)
