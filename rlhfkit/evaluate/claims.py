@@ -1,6 +1,8 @@
 """The four reasons for RL over supervised learning, each decided from the measurements.
 
-Each claim is {"supported": bool | None, "evidence": {...}, "finding": one sentence}. None means
+Each claim is {"supported": bool | None, "evidence": {...}, "finding": one sentence}, and for
+reasons 2 and 4, where the run has the gold upper bounds, "with_gold_reward" ({"supported",
+"finding"}): the same question with the gold judge as the reward. None means
 the run lacks the methods the claim needs (say the demo ran without rsft and rwsft). A claim is
 supported only when the numbers say so, by the rule in its function's docstring; an
 unsupported claim is a result and the report states it plainly.
@@ -91,9 +93,40 @@ def rl_beats_sl(results: dict) -> dict:
     return {"supported": supported, "evidence": evidence, "finding": finding}
 
 
+def with_gold_reward(results: dict) -> dict | None:
+    """Reasons 2 and 4 with the gold judge as the reward, the learned reward model's errors taken out:
+    supported when gold_ppo's win-rate CI lies above gold_rsft's mean (both at the same samples).
+    None without both upper bounds."""
+    methods = results["methods"]
+    if "gold_ppo" not in methods or "gold_rsft" not in methods:
+        return None
+    ppo, rsft = _win(methods, "gold_ppo"), _win(methods, "gold_rsft")
+    finding = (f"PPO {ppo['mean']:.3f} [{ppo['ci_low']:.3f}, {ppo['ci_high']:.3f}] "
+               f"vs RSFT {rsft['mean']:.3f} [{rsft['ci_low']:.3f}, {rsft['ci_high']:.3f}]")
+    return {"supported": _above(methods, "gold_ppo", "gold_rsft"), "finding": finding}
+
+
 CLAIMS = {"scoring_vs_generating": scoring_vs_generating, "constrained_sl": constrained_sl,
           "negation": negation, "rl_beats_sl": rl_beats_sl}
+GOLD_DECIDED = ("constrained_sl", "rl_beats_sl")     # the reasons a perfect reward also decides
 
 
 def decide(results: dict) -> dict:
-    return {name: fn(results) for name, fn in CLAIMS.items()}
+    decided = {name: fn(results) for name, fn in CLAIMS.items()}
+    gold = with_gold_reward(results)
+    if gold is not None:
+        for name in GOLD_DECIDED:
+            decided[name]["with_gold_reward"] = gold
+    return decided
+
+
+def regime(config: dict) -> str:
+    """The regime a demo's verdicts hold in, from its config: the world, the budgets, the reward."""
+    writers = config.get("task", {}).get("writers", "")
+    world = f"a harder TL;DR (reference writers: {writers})" if writers else "the default TL;DR world (all six writers)"
+    samples = config.get("samples", 0)
+    budget = (f"{samples:,} reward-scored samples per method" if samples else
+              "each method's own budget (see Budgets)")
+    readout = config.get("rm_readout", "eos")
+    return (f"These verdicts hold for this run's regime: {world}; {budget}; the reward model's {readout} read-out "
+            f"as the reward of every method that uses one.")

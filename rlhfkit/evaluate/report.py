@@ -8,6 +8,7 @@ import html
 import io
 from pathlib import Path
 
+from rlhfkit.evaluate import claims
 from rlhfkit.evaluate.probes import gao_penalty
 
 
@@ -187,6 +188,9 @@ def _why_rl(results: dict) -> list[tuple[str, str, tuple | None]]:
         text = f"**{_verdict(claim)}**: {claim['finding']}."
         if name == "constrained_sl":
             text += f" Reward-weighted SFT minimises {OBJECTIVE}."
+        if claim.get("with_gold_reward"):
+            gold = claim["with_gold_reward"]
+            text += f" With the gold judge as the reward (the upper bounds): **{_verdict(gold)}**, {gold['finding']}."
         if name == "negation" and claim["evidence"]:
             ex, rates = claim["evidence"]["example"], claim["evidence"]["contradiction_rate"]
             text += (f" Example: faithful '{ex['faithful'].strip()}'; reworded '{ex['reworded'].strip()}'; flipped "
@@ -210,7 +214,7 @@ def write_markdown(path: Path, results: dict, examples: list[dict]) -> None:
         parts += ["## RL training (proxy = reward model on the rollouts, gold = the judge on the same rollouts)",
                   md_table(CURVE_HEADER, _curve_rows(results["curves"]))]
     if results.get("claims"):
-        parts.append("## Why RL: the four reasons, measured")
+        parts += ["## Why RL: the four reasons, measured", claims.regime(results.get("config", {}))]
         for title, text, table in _why_rl(results):
             parts += [f"### {title}", text] + ([md_table(*table)] if table else [])
     if results.get("stage_seconds"):
@@ -346,7 +350,8 @@ def write_html(path: Path, results: dict, examples: list[dict]) -> None:
     if results.get("curves"):
         parts += ["<h2>RL training</h2>", _html_table(CURVE_HEADER, _curve_rows(results["curves"]))]
     if results.get("claims"):
-        parts.append("<h2>Why RL: the four reasons, measured</h2>")
+        parts += ["<h2>Why RL: the four reasons, measured</h2>",
+                  f"<p>{html.escape(claims.regime(results.get('config', {})))}</p>"]
         for title, text, table in _why_rl(results):
             parts += [f"<h3>{html.escape(title)}</h3>", "<p>" + html.escape(text).replace("**", "") + "</p>"]
             parts += [_html_table(*table)] if table else []

@@ -48,3 +48,24 @@ def test_claims_follow_the_numbers_both_ways():
     assert not c["scoring_vs_generating"]["supported"] and not c["rl_beats_sl"]["supported"]
     results["methods"]["rwsft"] = _method(0.40)           # worse than SFT: no help
     assert not claims.decide(results)["constrained_sl"]["supported"]
+
+
+def test_gold_upper_bounds_decide_reasons_2_and_4_with_a_perfect_reward():
+    rm = {"accuracy_vs_labels": 0.65, "accuracy_vs_gold": 0.72}
+    results = {"methods": {"sft": _method(0.42), "rsft": _method(0.53), "ppo": _method(0.50)}, "reward_model": rm}
+    assert all("with_gold_reward" not in c for c in claims.decide(results).values())     # no upper bounds run
+    results["methods"] |= {"gold_rsft": _method(0.56), "gold_ppo": _method(0.66, low=0.65)}
+    c = claims.decide(results)
+    assert not c["rl_beats_sl"]["supported"]                                   # with the reward model: no
+    assert c["rl_beats_sl"]["with_gold_reward"]["supported"] and c["constrained_sl"]["with_gold_reward"]["supported"]
+    assert "with_gold_reward" not in c["negation"] and "with_gold_reward" not in c["scoring_vs_generating"]
+    results["methods"]["gold_ppo"] = _method(0.63, low=0.55)                   # its interval reaches gold_rsft's mean
+    assert not claims.decide(results)["rl_beats_sl"]["with_gold_reward"]["supported"]
+
+
+def test_the_regime_is_read_from_the_run_config():
+    assert claims.regime({}) == claims.regime({"task": {"writers": ""}, "samples": 0, "rm_readout": "eos"})
+    default = claims.regime({"samples": 0})
+    assert "default TL;DR world" in default and "each method's own budget" in default and "eos read-out" in default
+    hard = claims.regime({"task": {"writers": "decent,rushed"}, "samples": 2560, "rm_readout": "verdict"})
+    assert "writers: decent,rushed" in hard and "2,560 reward-scored samples per method" in hard and "verdict" in hard
