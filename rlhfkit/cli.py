@@ -5,6 +5,8 @@ cause is one line on stderr, no traceback: exit 2 for usage and input errors (fl
 data, model directories, reward modules: `rlhfkit.errors.InputError`), 1 for a run that fails
 while running (`RunError`, or the system's: disk full, permission denied). A failed stage leaves
 no empty `--out` directory behind it.
+
+`torchrun --nproc_per_node N -m rlhfkit <stage> ...` runs a stage in N processes (`rlhfkit.runtime`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from rlhfkit import config as C
+from rlhfkit import runtime
 from rlhfkit.errors import InputError, RunError
 from rlhfkit.feedback import config as L
 from rlhfkit.models import config as M
@@ -152,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_transformers()
     created = _created_by(Path(cfg.out)) if getattr(cfg, "out", "") else None
     try:
+        runtime.current()                   # under torchrun: join the other processes before any work
         result = _call(target, cfg)
     except BaseException as e:
-        if created is not None:
+        if created is not None and runtime.is_main():
             _remove_if_empty(created)
         if isinstance(e, KeyboardInterrupt):
             return _fail(f"{name}: interrupted", 130)
@@ -162,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         if code is None:     # a bug: its traceback is what a report needs
             raise
         return _fail(f"{name}: {'config ' if isinstance(e, C.ConfigError) else ''}error: {e}", code)
-    if isinstance(result, dict) and not getattr(cfg, "json", False):
+    finally:
+        runtime.shutdown()
+    if isinstance(result, dict) and not getattr(cfg, "json", False) and runtime.is_main():
         print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
     return 0
 

@@ -57,7 +57,9 @@ class TrainConfig:
     """Optimisation settings shared by the training stages."""
     lr: float = opt(1e-3, "peak learning rate (AdamW), linear warmup then cosine decay", gt=0)
     weight_decay: float = opt(0.0, "AdamW weight decay", ge=0)
-    batch_size: int = opt(32, "sequences per optimizer step", ge=1)
+    batch_size: int = opt(32, "sequences per optimizer step, over all processes under torchrun", ge=1)
+    grad_accum: int = opt(1, "micro-batches each process splits its share of a batch into (less memory, the same "
+                             "step)", ge=1)
     epochs: float = opt(1.0, "passes over the training data", gt=0)
     warmup_steps: int = opt(20, "linear warmup steps", ge=0)
     grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)", ge=0)

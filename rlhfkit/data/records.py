@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlhfkit import runtime
 from rlhfkit.errors import DataError   # defined with the other error classes; imported from here too
 
 ChatTemplate = Callable[[list[dict]], str]   # messages -> prompt text, ending where the assistant's answer starts
@@ -318,7 +319,10 @@ def load_demonstrations(path: str | Path,
 
 
 def write_jsonl(path: str | Path, records: list[dict]) -> None:
-    """Write records atomically: a killed write leaves no half file."""
+    """Write records atomically: a killed write leaves no half file. Under torchrun only the main
+    process writes."""
+    if not runtime.is_main():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from rlhfkit import runtime
 from rlhfkit.assets import shipped
 from rlhfkit.config import ArchConfig
 from rlhfkit.errors import ModelError   # defined with the other error classes; imported from here too
@@ -286,7 +287,10 @@ def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:
 
 def save_atomic(path: str | Path, write) -> None:
     """Write a directory atomically: `write(tmp_dir)` fills a sibling, which then replaces `path`.
-    A kill at any moment leaves either the old directory or the new one, never half of one."""
+    A kill at any moment leaves either the old directory or the new one, never half of one. Under
+    torchrun only the main process writes."""
+    if not runtime.is_main():
+        return
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     old = path.with_name(path.name + ".old")

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlhfkit import runtime
 from rlhfkit.errors import InputError
 from rlhfkit.tasks.base import TASKS
 
@@ -194,13 +195,16 @@ class Job:
 
     def claim(self) -> None:
         """Just before a run's first write: drop what a fresh start replaces (with resume false, the
-        old checkpoint and log) and any finished marker, which the new run makes stale."""
+        old checkpoint and log) and any finished marker, which the new run makes stale. Under torchrun
+        the main process does it while the others wait."""
         checkpoint = self.out / "checkpoint"
-        if not self.resume:
-            for p in (checkpoint, checkpoint.with_name("checkpoint.old"), checkpoint.with_name("checkpoint.tmp")):
-                shutil.rmtree(p, ignore_errors=True)
-            (self.out / "log.jsonl").unlink(missing_ok=True)
-        (self.out / "job.json").unlink(missing_ok=True)
+        if runtime.is_main():
+            if not self.resume:
+                for p in (checkpoint, checkpoint.with_name("checkpoint.old"), checkpoint.with_name("checkpoint.tmp")):
+                    shutil.rmtree(p, ignore_errors=True)
+                (self.out / "log.jsonl").unlink(missing_ok=True)
+            (self.out / "job.json").unlink(missing_ok=True)
+        runtime.barrier()
 
     def write_checkpoint_marker(self, checkpoint_dir: Path, step: int) -> None:
         """Stamp a checkpoint being written (inside its temporary directory) with this job and step."""
@@ -211,9 +215,11 @@ class Job:
         The result gains `seconds`, the wall time of the process that finished it (a resumed job
         counts its resumed part)."""
         result = result | {"seconds": round(time.time() - self.started, 1)}
-        tmp = self.out / "job.json.tmp"
-        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "result": result}, indent=1, default=str))
-        os.replace(tmp, self.out / "job.json")
+        if runtime.is_main():
+            tmp = self.out / "job.json.tmp"
+            tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "result": result}, indent=1, default=str))
+            os.replace(tmp, self.out / "job.json")
+        runtime.barrier()
         return result
 
 

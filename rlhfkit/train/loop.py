@@ -11,8 +11,10 @@ unless all are finite.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -23,9 +25,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from rlhfkit import runtime
 from rlhfkit.algorithms.sft import sft_loss
 from rlhfkit.config import TrainConfig
-from rlhfkit.data.collate import Example, pad_batch, scored_positions
+from rlhfkit.data.collate import IGNORE, Example, pad_batch, scored_positions
 from rlhfkit.errors import RunError
 from rlhfkit.models.attention import use_for_training
 from rlhfkit.models.lm import logits_from, recover_atomic, save_atomic, save_model
@@ -78,6 +81,59 @@ def example_length(example: Example) -> int:
     return len(example.input_ids)
 
 
+def answer_token_count(examples: list[Example]) -> int:
+    """The tokens an LM loss averages over: the labelled ones (`sft_loss`'s denominator)."""
+    return sum(sum(label != IGNORE for label in ex.labels[1:]) for ex in examples)
+
+
+class StepModule(torch.nn.Module):
+    """A model and its step function as one module: a data-parallel wrapper then sees the whole step
+    as its forward, whichever parts of the model the step calls."""
+
+    def __init__(self, model: torch.nn.Module, step_fn: StepFn) -> None:
+        super().__init__()
+        self.model, self.step_fn = model, step_fn
+
+    def forward(self, items: list, autocast) -> tuple[torch.Tensor, dict]:
+        if not items:       # a process with no share of this micro-batch still joins the gradient sync
+            return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0, {}
+        return self.step_fn(self.model, items, autocast)
+
+
+COUNTED = ("answer_tokens", "seq_tokens")     # statistics that add up over micro-batches; the rest are means
+
+
+def combine_stats(parts: list[tuple[dict, float]]) -> dict:
+    """One step's statistics from its micro-batches' (stats, units): counts summed, the rest
+    weighted by units (so the loss is the global batch's)."""
+    if len(parts) == 1:
+        return dict(parts[0][0])
+    total = sum(n for _, n in parts) or 1.0
+    keys = dict.fromkeys(k for stats, _ in parts for k in stats)
+    return {k: sum(stats.get(k, 0) for stats, _ in parts) if k in COUNTED else
+            sum(stats[k] * n for stats, n in parts if k in stats) / total for k in keys}
+
+
+def accumulate(runner: torch.nn.Module, batch: list, micro_batches: int, units: Callable[[list], float],
+               autocast) -> dict:
+    """Forward and backward of one optimizer step's global batch: this process's share (`runtime.shard`)
+    in `micro_batches` pieces, each loss weighted by its share of the step's units (answer tokens,
+    prompts) over every process, so the gradient is the global batch's mean however it is split.
+    Returns the step's statistics."""
+    mine = runtime.shard(batch)
+    pieces = [mine[i * len(mine) // micro_batches:(i + 1) * len(mine) // micro_batches] for i in range(micro_batches)]
+    counts = [units(piece) for piece in pieces]
+    total = runtime.sum_over([sum(counts)])[0]
+    world = runtime.current().world_size
+    parts = []
+    for i, (piece, n) in enumerate(zip(pieces, counts)):
+        with runtime.no_sync(runner) if i < micro_batches - 1 else contextlib.nullcontext():
+            loss, stats = runner(piece, autocast)
+            (loss * (n * world / total)).backward()     # a data-parallel wrapper averages over the processes
+        parts.append((stats, n))
+    return combine_stats([part for rank_parts in runtime.gather(parts) for part in rank_parts])
+
+
 def lm_step(model, examples: list[Example], pad_id: int, autocast) -> tuple[torch.Tensor, dict]:
     """The language-modelling step of pretrain and SFT: loss on the labelled tokens."""
     batch = pad_batch(examples, pad_id)
@@ -109,16 +165,20 @@ def autocast_for(cfg: TrainConfig) -> torch.autocast:
 
 def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job, desc: str = "train",
         evaluate: Callable[[], dict] | None = None, step_fn: StepFn | None = None,
-        length: Callable[[Any], int] = example_length) -> dict:
+        length: Callable[[Any], int] = example_length, units: Callable[[list], float] = answer_token_count) -> dict:
     """Train `model` on `items` (Examples for the LM loss, or whatever `step_fn` takes); write
-    `out/model`. `step_fn(model, batch_items, autocast) -> (loss, stats)`; stats may carry
+    `out/model`. `step_fn(model, batch_items, autocast) -> (loss, stats)`, the loss a mean over
+    `units(batch_items)` (answer tokens by default; prompts for ranking losses); stats may carry
     "seq_tokens" for the throughput figure. `length(item)` is the tokens an item pads its batch to
     (for cfg.group_by_length). `job` (checked against `out` by `Job.begin`) stamps
     the checkpoints. A non-finite loss or gradient, or a loss above `cfg.max_loss`, stops the run
-    before the optimizer step, keeping the last good checkpoint. Returns the last logged stats."""
+    before the optimizer step, keeping the last good checkpoint. Under torchrun each process trains
+    on its share of every global batch (`accumulate`); the result is the one-process run's.
+    Returns the last logged stats."""
     if step_fn is None:
         step_fn = lambda m, batch, ac: lm_step(m, batch, tokenizer.pad_token_id, ac)  # noqa: E731
-    out.mkdir(parents=True, exist_ok=True)
+    if runtime.is_main():
+        out.mkdir(parents=True, exist_ok=True)
     job.claim()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -130,20 +190,21 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
     step = _resume(model, optimizer, scheduler, out / "checkpoint")
     autocast = autocast_for(cfg)
     use_for_training(model, cfg.dtype)
+    runner = runtime.wrap(StepModule(model, step_fn))
     lengths = [length(x) for x in items] if cfg.group_by_length else None
-    model.train()
+    runner.train()
     stats: dict = {}
-    bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True, disable=not runtime.is_main())
     with open_log(out / "log.jsonl", step) as log, bar:
         t0, tokens = time.time(), 0
         while step < total:
-            loss, stats = step_fn(model, batch_at(items, step, cfg.batch_size, cfg.seed, lengths), autocast)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            stats = accumulate(runner, batch_at(items, step, cfg.batch_size, cfg.seed, lengths), cfg.grad_accum,
+                               units, autocast)
             # the norm is always measured (an infinite max clips nothing) so a non-finite gradient is seen
             stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf).item()
-            check_step(desc, step + 1, {"loss": loss.item(), "grad_norm": stats["grad_norm"]}, {"loss": cfg.max_loss},
-                       f"lr {scheduler.get_last_lr()[0]:.1e}", out)
+            check_step(desc, step + 1, {"loss": stats["loss"], "grad_norm": stats["grad_norm"]},
+                       {"loss": cfg.max_loss}, f"lr {scheduler.get_last_lr()[0]:.1e}", out)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -153,7 +214,7 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
             bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{stats['lr']:.1e}", tok_s=f"{stats['tok_per_s']:.0f}")
             if evaluate is not None and (step % max(1, total // 5) == 0 or step == total):
                 stats.update(evaluate())
-                model.train()
+                runner.train()
             log.write(json.dumps(stats) + "\n")
             log.flush()
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
@@ -161,7 +222,9 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
     model.eval()
     check_weights(desc, {"model": model}, out)
     save_model(out / "model", model, tokenizer)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run is complete: nothing left to resume
+    if runtime.is_main():
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run is complete: nothing left to resume
+    runtime.barrier()
     return stats
 
 
@@ -183,7 +246,10 @@ def budget(logs: list[Path] = (), samples: int = 0, reward_calls: int = 0) -> di
 
 def open_log(path: Path, step: int):
     """`log.jsonl` for appending, holding only the lines of steps up to `step` (the checkpoint's):
-    lines a killed run wrote after its last checkpoint are dropped, as the resumed run redoes them."""
+    lines a killed run wrote after its last checkpoint are dropped, as the resumed run redoes them.
+    Off the main process, a sink."""
+    if not runtime.is_main():
+        return open(os.devnull, "a")
     kept = []
     if step and path.is_file():
         for line in path.read_text().splitlines(keepends=True):
@@ -220,10 +286,16 @@ def check_weights(stage: str, models: dict[str, torch.nn.Module], out: Path) -> 
                                f"{last_good_checkpoint(out)}")
 
 
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
 def trainer_state(optimizer, scheduler, step: int, **extra) -> dict:
-    """Everything besides the weights that an exact resume needs."""
+    """Everything besides the weights that an exact resume needs: every process's random state
+    (`rank_rng`, gathered, so call it on every process)."""
+    ranks = runtime.gather(rng_state())
     return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(), **extra}
+            "torch_rng": ranks[0]["torch"], "python_rng": ranks[0]["python"], "rank_rng": ranks, **extra}
 
 
 def restore_trainer_state(path: Path, optimizer, scheduler) -> dict | None:
@@ -234,9 +306,13 @@ def restore_trainer_state(path: Path, optimizer, scheduler) -> dict | None:
     state = torch.load(path / "trainer_state.pt", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    random.setstate(state["python_rng"])
-    tqdm.write(f"resuming from {path} at step {state['step']}")
+    rt = runtime.current()
+    ranks = state.get("rank_rng") or [{"torch": state["torch_rng"], "python": state["python_rng"]}]
+    mine = ranks[rt.rank] if len(ranks) == rt.world_size else ranks[0]   # another process count: rank 0's
+    torch.set_rng_state(mine["torch"])
+    random.setstate(mine["python"])
+    if rt.is_main:
+        tqdm.write(f"resuming from {path} at step {state['step']}")
     return state
 
 
@@ -260,10 +336,11 @@ def load_weights(model, directory: Path) -> None:
 
 def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, path: Path, job: Job) -> None:
     check_weights(job.stage, {"model": model}, path.parent)
+    state = trainer_state(optimizer, scheduler, step)
     def write(d: Path) -> None:
         model.save_pretrained(d, safe_serialization=True)
         tokenizer.save_pretrained(d)
-        torch.save(trainer_state(optimizer, scheduler, step), d / "trainer_state.pt")
+        torch.save(state, d / "trainer_state.pt")
         job.write_checkpoint_marker(d, step)
     save_atomic(path, write)
 

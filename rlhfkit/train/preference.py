@@ -160,7 +160,8 @@ def run_dpo(cfg: DPOConfig) -> dict:
     pad = tokenizer.pad_token_id
     # ---- Training
     stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc=cfg.loss,
-                step_fn=lambda m, groups, ac: dpo_step(m, groups, pad, cfg, ac), length=answers_length)
+                step_fn=lambda m, groups, ac: dpo_step(m, groups, pad, cfg, ac), length=answers_length,
+                units=len)   # the loss is a mean over prompts
     result = {"loss": stats.get("loss"), "comparisons": len(train), "budget": budget([Path(cfg.out) / "log.jsonl"]),
               "out": str(Path(cfg.out) / "model")}
     if valid:
@@ -178,7 +179,8 @@ def run_slic(cfg: SLiCConfig) -> dict:
     pad = tokenizer.pad_token_id
     # ---- Training
     stats = fit(model, tokenizer, train, cfg.train, Path(cfg.out), job=job, desc="slic",
-                step_fn=lambda m, groups, ac: slic_step(m, groups, pad, cfg, ac), length=answers_length)
+                step_fn=lambda m, groups, ac: slic_step(m, groups, pad, cfg, ac), length=answers_length,
+                units=len)   # the loss is a mean over prompts
     result = {"loss": stats.get("loss"), "comparisons": len(train), "budget": budget([Path(cfg.out) / "log.jsonl"]),
               "out": str(Path(cfg.out) / "model")}
     if valid:

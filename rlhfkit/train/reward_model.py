@@ -118,7 +118,7 @@ def run(cfg: RMConfig) -> dict:
     out = Path(cfg.out)
     fit(model, tokenizer, train, cfg.train, out, job=job, desc="rm",
         step_fn=lambda m, groups, ac: rm_step(m, groups, tokenizer.pad_token_id, ac, cfg.center),
-        length=lambda group: max(len(ex.input_ids) for ex in group))
+        length=lambda group: max(len(ex.input_ids) for ex in group), units=len)   # the loss is a mean over prompts
     # ---- Normalise: training answers score 0 on average
     train_scores = score_groups(model, train[:512], tokenizer.pad_token_id)
     model.config.reward_offset = statistics.fmean(x for s in train_scores for x in s)

@@ -127,13 +127,14 @@ def update(method: ModuleType, policy, value_model, optimizer, exp: Experience, 
 def _save_checkpoint(path: Path, policy, value_model, tokenizer, optimizer, scheduler, kl: KLController,
                      step: int, job: Job) -> None:
     check_weights(job.stage, _models(policy, value_model), path.parent)
+    state = trainer_state(optimizer, scheduler, step, kl=kl.state_dict())
 
     def write(d: Path) -> None:
         policy.save_pretrained(d / "policy", safe_serialization=True)
         tokenizer.save_pretrained(d / "policy")
         if value_model is not None:
             value_model.save_pretrained(d / "value", safe_serialization=True)
-        torch.save(trainer_state(optimizer, scheduler, step, kl=kl.state_dict()), d / "trainer_state.pt")
+        torch.save(state, d / "trainer_state.pt")
         job.write_checkpoint_marker(d, step)
     save_atomic(path, write)
 
