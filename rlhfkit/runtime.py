@@ -91,6 +91,15 @@ def gather(obj: T) -> list[T]:
     return out
 
 
+def from_main(obj: T) -> T:
+    """The main process's `obj` (picklable), on every process."""
+    if current().world_size == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     if current().world_size > 1:
         dist.barrier()

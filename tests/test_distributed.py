@@ -1,6 +1,7 @@
 """Under torchrun: two processes (gloo, on the CPU) train what one process trains with the same global
 batch and seed, and k micro-batches train what one batch k times their size does. Final weights
 agree within TOLERANCE (the sums run in another order; nothing else differs)."""
+import json
 import subprocess
 import sys
 
@@ -21,8 +22,8 @@ def torchrun(*args, processes: int = 2) -> subprocess.CompletedProcess:
     return proc
 
 
-def weights(run_dir):
-    return load_file(run_dir / "model" / "model.safetensors")
+def weights(model_dir):
+    return load_file(model_dir / "model.safetensors")
 
 
 def largest_difference(a: dict, b: dict) -> float:
@@ -49,11 +50,35 @@ def test_two_processes_and_micro_batches_train_as_one_process(stage, tiny_model_
     rlhfkit(*args, "--out", tmp_path / "one")
     proc = torchrun(*args, "--out", tmp_path / "two")
     rlhfkit(*args, "--train.grad_accum", "3", "--out", tmp_path / "accum")
-    one, two, accum = weights(tmp_path / "one"), weights(tmp_path / "two"), weights(tmp_path / "accum")
+    one, two, accum = (weights(tmp_path / d / "model") for d in ("one", "two", "accum"))
     assert one.keys() == two.keys() == accum.keys()
     assert largest_difference(one, two) <= TOLERANCE and largest_difference(one, accum) <= TOLERANCE
-    assert largest_difference(one, weights(tiny_model_dir.parent)) > 100 * TOLERANCE    # it did train
+    assert largest_difference(one, weights(tiny_model_dir)) > 100 * TOLERANCE    # it did train
     # one process wrote: one log line per step, one result printed
     one_log = (tmp_path / "one" / "log.jsonl").read_text().splitlines()
     assert len((tmp_path / "two" / "log.jsonl").read_text().splitlines()) == len(one_log)
     assert proc.stdout.count('"out":') == 1
+
+
+@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+def test_two_processes_run_rl_as_one_process(algo, tiny_model_dir, tldr_data, tmp_path):
+    """Each process samples the whole batch (one seed), scores its share, trains on its share of every
+    minibatch; the policy and the value model end as one process leaves them (PPO through its value
+    warm-up, the policy frozen for the first iteration)."""
+    rlhfkit("rm", "--model", tiny_model_dir, "--data", tldr_data / "rankings.jsonl", "--train.batch_size", "8",
+            "--out", tmp_path / "rm")
+    own = ["--rl.value_warmup", "1"] if algo == "ppo" else ["--rl.k", "2"]
+    args = ["rl", "--algo", algo, *own, "--policy", tiny_model_dir, "--reward_model", tmp_path / "rm",
+            "--rl.steps", "3", "--rl.prompts_per_step", "8", "--rl.minibatch_size", "4", "--rl.lr", "1e-3",
+            "--sample.max_new_tokens", "12", *TINY_TASK]
+    rlhfkit(*args, "--out", tmp_path / "one")
+    torchrun(*args, "--out", tmp_path / "two")
+    one, two = weights(tmp_path / "one" / "model"), weights(tmp_path / "two" / "model")
+    assert largest_difference(one, two) <= TOLERANCE
+    assert largest_difference(one, weights(tiny_model_dir)) > 100 * TOLERANCE
+    if algo == "ppo":
+        assert largest_difference(weights(tmp_path / "one" / "value"), weights(tmp_path / "two" / "value")) <= TOLERANCE
+    logs = [(tmp_path / d / "log.jsonl").read_text().splitlines() for d in ("one", "two")]
+    assert len(logs[0]) == len(logs[1]) == 3
+    assert [json.loads(line)["score"] for line in logs[0]] == pytest.approx([json.loads(line)["score"] for line in logs[1]],
+                                                                          abs=TOLERANCE)

@@ -43,3 +43,8 @@ def advantages(exp: Experience, beta: float, hp, own) -> Experience:
 def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float, hp,
          own) -> tuple[torch.Tensor, dict[str, float]]:
     return clipped_loss(logprobs, exp.logprobs, exp.ref_logprobs, exp.advantages, exp.action_mask, beta, hp.clip)
+
+
+def units(exp: Experience, hp=None, own=None) -> float:
+    """The loss is a mean over sequences."""
+    return float(exp.action_mask.size(0))

@@ -16,7 +16,7 @@ from dataclasses import replace
 import torch
 
 
-from rlhfkit.algorithms.stats import clipped_surrogate, kl_penalised_rewards, masked_mean, whiten
+from rlhfkit.algorithms.stats import action_tokens, clipped_surrogate, kl_penalised_rewards, masked_mean, whiten
 from rlhfkit.rollout.types import Experience
 
 
@@ -65,3 +65,6 @@ def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, b
          own) -> tuple[torch.Tensor, dict[str, float]]:
     return clipped_loss(logprobs, exp.logprobs, exp.advantages, values, exp.values, exp.returns, exp.action_mask,
                         hp.clip, own.vf_clip, own.vf_coef)
+
+
+units = action_tokens     # the loss is a mean over action tokens

@@ -4,6 +4,7 @@ Each module named here has the same two entry points, which `train/rl.py` calls 
 
     advantages(exp: Experience, beta, hp, own) -> Experience    # 3: fills exp.advantages (and returns)
     loss(exp: Experience, logprobs, values, beta, hp, own) -> (loss, stats)   # 4: one minibatch
+    units(exp: Experience, hp, own) -> float    # what loss() averages over (action tokens, sequences)
 
 `hp` is the shared `rl` config section; `own` the algorithm's own section, the RLConfig field named
 after it (`ppo: PPOOptions`, `--ppo.lam`), or None if it has none. A new algorithm is one file in

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import torch
 
-from rlhfkit.algorithms.stats import clipped_pg_loss, kl_penalised_rewards, whiten
+from rlhfkit.algorithms.stats import action_tokens, clipped_pg_loss, kl_penalised_rewards, whiten
 from rlhfkit.rollout.types import Experience
 
 
@@ -34,3 +34,6 @@ def advantages(exp: Experience, beta: float, hp, own=None) -> Experience:
 def loss(exp: Experience, logprobs: torch.Tensor, values: torch.Tensor | None, beta: float, hp,
          own=None) -> tuple[torch.Tensor, dict[str, float]]:
     return clipped_pg_loss(logprobs, exp.logprobs, exp.advantages, exp.action_mask, hp.clip)
+
+
+units = action_tokens     # the loss is a mean over action tokens

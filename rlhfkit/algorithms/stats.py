@@ -69,3 +69,9 @@ def clipped_pg_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: tor
     pg_loss = masked_mean(pg, mask)
     stats["pg_loss"] = pg_loss.item()
     return pg_loss, stats
+
+
+def action_tokens(exp, hp=None, own=None) -> float:
+    """The units of a loss averaged over a minibatch's action tokens: how many there are (an
+    algorithm's `units`, by which a minibatch split over processes is weighted back together)."""
+    return float(exp.action_mask.sum())

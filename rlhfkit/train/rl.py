@@ -40,6 +40,7 @@ from types import ModuleType
 import torch
 from tqdm import tqdm
 
+from rlhfkit import runtime
 from rlhfkit.algorithms.kl_control import KLController
 from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
 from rlhfkit.algorithms.stats import kl_k3, masked_mean
@@ -56,7 +57,7 @@ from rlhfkit.rollout.score import RewardFn, ScoreFn, load_reward, response_value
 from rlhfkit.rollout.types import Experience
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job, last_good_checkpoint
-from rlhfkit.train.loop import (batch_at, budget, check_step, check_weights, load_weights, open_log,
+from rlhfkit.train.loop import (batch_at, budget, check_step, check_weights, combine_stats, load_weights, open_log,
                                 restore_trainer_state, trainer_state)
 
 # (step, prompts, completions, raw reward scores) -> extra stats to log; used by the demo to
@@ -90,34 +91,54 @@ def minibatches(exp: Experience, size: int) -> list[torch.Tensor]:
     return torch.cat([groups[g] for g in torch.randperm(len(groups)).tolist()]).split(size)
 
 
-def update(method: ModuleType, policy, value_model, optimizer, exp: Experience, beta: float, temperature: float,
-           cfg, own, params: list, guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
+class UpdateStep(torch.nn.Module):
+    """The policy and the value model (if any) as one module whose forward is one minibatch's loss,
+    so a data-parallel wrapper (`runtime.wrap`) synchronises both."""
+
+    def __init__(self, method: ModuleType, policy, value_model) -> None:
+        super().__init__()
+        self.method, self.policy, self.value_model = method, policy, value_model
+
+    def forward(self, mb: Experience, beta: float, temperature: float, hp, own, autocast) -> tuple[torch.Tensor, dict]:
+        if mb.action_mask.size(0) == 0:    # no rows for this process: it still joins the gradient sync
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0, {}
+        with autocast:
+            logits = response_logits(self.policy, mb.input_ids, mb.attention_mask, mb.response_ids.size(1),
+                                     temperature)                                            # (b, R, V) float32
+            values = (response_values(self.value_model, mb.input_ids, mb.attention_mask, mb.action_mask).float()
+                      if self.value_model is not None else None)
+        loss, stats = self.method.loss(mb, gather_logprobs(logits, mb.response_ids), values, beta, hp, own)
+        with torch.no_grad():
+            p = torch.softmax(logits, dim=-1)
+            stats["entropy"] = masked_mean(-(p * torch.log(p.clamp(min=1e-30))).sum(-1), mb.action_mask).item()
+        stats["loss"] = loss.item()
+        return loss, stats
+
+
+def update(runner: torch.nn.Module, optimizer, exp: Experience, beta: float, temperature: float, cfg, own,
+           params: list, guard: Callable[[dict[str, float], dict[str, float]], None]) -> dict:
     """`epochs` passes of shuffled minibatches, each scored by the algorithm's loss() (`cfg` the shared
     rl section, `own` the algorithm's, or None); returns the mean of each minibatch stat, and the
     optimizer steps and action tokens trained. `guard` sees each minibatch's loss and gradient
-    norm before its optimizer step (and stops the run)."""
-    R = exp.response_ids.size(1)
+    norm before its optimizer step (and stops the run). Under torchrun every process holds the
+    whole batch and trains on its share of each minibatch, weighted by the algorithm's units."""
+    method, world = runtime.unwrap(runner).method, runtime.current().world_size
     logs: dict[str, list[float]] = {}
     steps, tokens = 0, 0
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
     for _ in range(cfg.epochs):
-        for index in minibatches(exp, cfg.minibatch_size):
-            mb = exp.rows(index)
-            with autocast:
-                logits = response_logits(policy, mb.input_ids, mb.attention_mask, R, temperature)  # (b, R, V) float32
-                values = (response_values(value_model, mb.input_ids, mb.attention_mask, mb.action_mask).float()
-                          if value_model is not None else None)
-            logprobs = gather_logprobs(logits, mb.response_ids)
-            loss, stats = method.loss(mb, logprobs, values, beta, cfg, own)
+        for index in runtime.from_main(minibatches(exp, cfg.minibatch_size)):
+            mb = exp.rows(torch.tensor(runtime.shard(index.tolist()), dtype=torch.long))
+            n = method.units(mb, cfg, own)
+            total = runtime.sum_over([n])[0]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, stats = runner(mb, beta, temperature, cfg, own, autocast)
+            (loss * (n * world / total if total else 0.0)).backward()
+            stats = combine_stats([part for parts in runtime.gather([(stats, n)]) for part in parts])
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf).item()
-            guard({"loss": loss.item(), "grad_norm": grad_norm}, {"loss": cfg.max_loss})
+            guard({"loss": stats["loss"], "grad_norm": grad_norm}, {"loss": cfg.max_loss})
             optimizer.step()
-            steps, tokens = steps + 1, tokens + int(mb.action_mask.sum())
-            with torch.no_grad():
-                p = torch.softmax(logits, dim=-1)
-                stats["entropy"] = masked_mean(-(p * torch.log(p.clamp(min=1e-30))).sum(-1), mb.action_mask).item()
+            steps, tokens = steps + 1, tokens + int(exp.action_mask[index].sum())
             for k, v in stats.items():
                 logs.setdefault(k, []).append(v)
     return {k: statistics.fmean(v) for k, v in logs.items()} | {"optimizer_steps": steps, "answer_tokens": tokens}
@@ -145,7 +166,8 @@ def _save_final(stage: str, out: Path, policy, value_model, tokenizer) -> None:
     save_model(out / "model", policy, tokenizer)
     if value_model is not None:
         save_model(out / "value", value_model, tokenizer)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    if runtime.is_main():
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
 
 
 def make_optimizer(models: list, hp) -> tuple[list, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
@@ -259,6 +281,23 @@ def score_rollouts(cfg: RLConfig, exp: Experience, policy, ref, value_model, rew
                      hp.eos_penalty if hp.eos_trick else None)
 
 
+SCORED = ("logprobs", "rewards", "raw_scores", "ref_logprobs", "values")     # the fields step 2 fills
+
+
+def score_shares(cfg: RLConfig, exp: Experience, policy, ref, value_model, reward: ScoreFn | None,
+                 batch: list[str]) -> Experience:
+    """Step 2 under torchrun: each process scores its share of the rows (whole prompt groups) and
+    every process gets the whole batch's scores back. One process scores it all."""
+    groups = list(torch.arange(len(batch)).split(repeated_rows(exp.prompt_ids, exp.prompt_mask)))
+    index = torch.cat(runtime.shard(groups))
+    scored = score_rollouts(cfg, exp.rows(index), policy, ref, value_model, reward, [batch[i] for i in index.tolist()])
+    if runtime.current().world_size == 1:
+        return scored
+    parts = runtime.gather({name: getattr(scored, name) for name in SCORED})
+    return replace(exp, **{name: None if parts[0][name] is None else torch.cat([part[name] for part in parts])
+                           for name in SCORED})
+
+
 def phase_seconds(clock: list[float]) -> dict[str, float]:
     """An iteration's seconds, in all and by phase, from the times it started, generated, scored, updated."""
     start, generated, scored, updated = clock
@@ -283,6 +322,9 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     job = rl_job(cfg, reward_fn)
     if job.result is not None:
         return job.result
+    if hp.prompts_per_step < runtime.current().world_size:
+        raise RunError(f"{algo}: rl.prompts_per_step {hp.prompts_per_step} is below the number of processes "
+                       f"({runtime.current().world_size}): each process scores at least one prompt")
     out.mkdir(parents=True, exist_ok=True)
     job.claim()
     torch.manual_seed(hp.seed)
@@ -295,17 +337,18 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
                            context_length(policy) - cfg.sample.max_new_tokens - 1)
     env = load_task(cfg.prompts, cfg.task).environment() if cfg.prompts in TASKS else None
     k = hp.k if entry.grouped else 1
-    bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True)
+    runner = runtime.wrap(UpdateStep(method, policy, value_model))
+    bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True, disable=not runtime.is_main())
     with open_log(out / "log.jsonl", step) as log, bar:
         stats: dict = {}
         while step < hp.steps:
             clock = [time.time()]
             batch = [p for p in batch_at(prompts, step, hp.prompts_per_step, hp.seed) for _ in range(k)]
-            # 1. generate
+            # 1. generate (under torchrun every process samples the whole batch: the same samples, one seed)
             exp = rollouts(cfg, policy, tokenizer, env, batch, step)
             clock.append(time.time())
             # 2. score
-            exp = score_rollouts(cfg, exp, policy, ref, value_model, reward, batch)
+            exp = score_shares(cfg, exp, policy, ref, value_model, reward, batch)
             clock.append(time.time())
             seq_kl = ((exp.logprobs - exp.ref_logprobs) * exp.action_mask).sum(1)
             check_rollouts(algo, step + 1, exp, seq_kl, hp.max_kl, out)
@@ -316,8 +359,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             policy.requires_grad_(step >= hp.value_warmup)
             policy.train()
             lr_now = f"lr {scheduler.get_last_lr()[0]:.1e}"
-            stats = update(method, policy, value_model, optimizer, exp, beta, cfg.sample.temperature, hp, own,
-                           params, lambda values, limits: check_step(algo, step + 1, values, limits, lr_now, out))
+            stats = update(runner, optimizer, exp, beta, cfg.sample.temperature, hp, own, params,
+                           lambda values, limits: check_step(algo, step + 1, values, limits, lr_now, out))
             scheduler.step()
             step += 1
             clock.append(time.time())
