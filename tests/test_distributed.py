@@ -4,6 +4,7 @@ agree within TOLERANCE (the sums run in another order; nothing else differs)."""
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from safetensors.torch import load_file
@@ -82,3 +83,28 @@ def test_two_processes_run_rl_as_one_process(algo, tiny_model_dir, tldr_data, tm
     assert len(logs[0]) == len(logs[1]) == 3
     assert [json.loads(line)["score"] for line in logs[0]] == pytest.approx([json.loads(line)["score"] for line in logs[1]],
                                                                           abs=TOLERANCE)
+
+
+def test_two_processes_killed_and_started_again_end_as_one_uninterrupted_run(tiny_model_dir, tmp_path):
+    """kill -9 of every process after a checkpoint, then the same command: the run resumes at the
+    checkpoint's step (data position, optimizer, each process's random state) and ends with the
+    weights of a run never stopped."""
+    args = ["sft", "--model", tiny_model_dir, "--train.batch_size", "8", "--train.lr", "3e-3", "--train.epochs", "3",
+            "--train.checkpoint_every", "2", "--task.n_train", "256", "--task.n_valid", "16", "--task.n_test", "16"]
+    rlhfkit(*args, "--out", tmp_path / "whole")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "rlhfkit",
+           *map(str, args), "--out", str(tmp_path / "killed")]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = tmp_path / "killed" / "checkpoint" / "job.json"
+    deadline = time.time() + 300
+    while not marker.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    # the launcher and both workers (each its own process group): every process naming this run's --out
+    subprocess.run(["pkill", "-9", "-f", str(tmp_path / "killed")], check=False)
+    proc.wait()
+    assert marker.is_file() and not (tmp_path / "killed" / "model").exists()     # stopped mid-run, after a checkpoint
+    resumed = torchrun(*args, "--out", tmp_path / "killed")
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    assert largest_difference(weights(tmp_path / "whole" / "model"), weights(tmp_path / "killed" / "model")) <= TOLERANCE
+    steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, len(steps) + 1))       # each step logged once across the kill
