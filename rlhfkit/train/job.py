@@ -124,6 +124,17 @@ def with_added_fields(theirs: dict, defaults: dict) -> dict:
     return theirs | {"config": fill(theirs["config"], defaults)} if "config" in theirs else theirs
 
 
+def by_content(fingerprint: dict) -> dict:
+    """A fingerprint as jobs are compared: each model and data file by its hashes, not where it lies,
+    so a run directory copied or moved (or a checkout elsewhere) is the same job. The path stays in
+    the record, and counts where there is no content to compare (a missing file)."""
+    def strip(entry: Any) -> Any:
+        hashed = isinstance(entry, dict) and ("sha256" in entry or "weights" in entry)
+        return {k: v for k, v in entry.items() if k != "path"} if hashed else entry
+    return fingerprint | {section: {k: strip(v) for k, v in fingerprint[section].items()}
+                          for section in ("models", "data") if isinstance(fingerprint.get(section), dict)}
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -160,13 +171,13 @@ class Job:
 
     def same(self, theirs: dict | None) -> bool:
         """Whether a recorded fingerprint is this job's (an older rlhfkit's, fields added since aside)."""
-        return theirs is not None and with_added_fields(theirs, self.defaults) == self.fingerprint
+        return theirs is not None and by_content(with_added_fields(theirs, self.defaults)) == by_content(self.fingerprint)
 
     def _refuse(self, what: Path, theirs: dict | None) -> None:
         if theirs is None:
             why = "it records no fingerprint (written by an older rlhfkit or another tool)"
         else:
-            diff = differences(with_added_fields(theirs, self.defaults), self.fingerprint)
+            diff = differences(by_content(with_added_fields(theirs, self.defaults)), by_content(self.fingerprint))
             why = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "") + " differ"
         raise JobMismatch(f"{self.stage}: {what} belongs to another job ({why}); run with --resume false to "
                           f"start over in {self.out}, or choose another --out")

@@ -103,6 +103,19 @@ def test_a_finished_job_is_not_trained_again(tiny_model_dir, tmp_path, capsys):
     assert sft.run(other)["train_loss"] != first["train_loss"]
 
 
+def test_a_run_copied_elsewhere_with_its_model_and_data_is_the_same_job(killed, tmp_path):
+    model, data, out = killed
+    moved = tmp_path / "moved"
+    for src in (model, data, out):
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, moved / src.name)
+    steps = sft.run(_cfg(moved / model.name, moved / data.name, moved / out.name))    # resumes the checkpoint
+    assert [json.loads(line)["step"] for line in (moved / out.name / "log.jsonl").read_text().splitlines()] == \
+        [1, 2, 3, 4, 5, 6]
+    assert sft.run(_cfg(moved / model.name, moved / data.name, moved / out.name)) == steps   # and it is finished
+    marker = json.loads((moved / out.name / "job.json").read_text())["fingerprint"]
+    assert marker["data"]["data"]["path"] == str((moved / data.name).resolve())   # the record keeps where it lay
+
+
 def test_differences_names_the_leaves():
     a = {"models": {"m": {"weights": 1, "config": 2}}, "config": {"train": {"lr": 1}}}
     b = {"models": {"m": {"weights": 1, "config": 3}}, "config": {"train": {"lr": 1, "seed": 0}}}
