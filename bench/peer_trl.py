@@ -106,10 +106,11 @@ def prepare_models(out: Path, max_new_tokens: int, with_rm: bool) -> tuple[Path,
     (policy / "generation_config.json").write_text(json.dumps(gen, indent=2))
     if not with_rm:
         return policy, None
-    from rlhfkit.models.heads import save_scalar_model, scalar_model_from_lm
+    from rlhfkit.models.heads import scalar_model_from_lm
+    from rlhfkit.models.lm import save_model
     torch.manual_seed(0)
     rm = out / "models" / "rm"
-    save_scalar_model(rm, *scalar_model_from_lm(policy))
+    save_model(rm, *scalar_model_from_lm(policy))
     return policy, rm
 
 

@@ -117,18 +117,10 @@ def wrap(module: torch.nn.Module, parallel: str = "ddp") -> torch.nn.Module:
         # find_unused_parameters: a read-out may leave a head out of the step (the verdict one skips `score`)
         return torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
     from torch.distributed.fsdp import fully_shard
+    from rlhfkit.models.lm import decoder_layers
     for layer in decoder_layers(module):
         fully_shard(layer)
     return fully_shard(module)
-
-
-def decoder_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
-    """The repeated blocks of a transformers model, wherever the architecture keeps them."""
-    for sub in module.modules():
-        layers = getattr(sub, "layers", None) or getattr(sub, "h", None)
-        if isinstance(layers, torch.nn.ModuleList):
-            return list(layers)
-    return []
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from test_cli import ENV, TINY_TASK, rlhfkit
@@ -61,14 +62,16 @@ def test_two_processes_and_micro_batches_train_as_one_process(stage, tiny_model_
     assert proc.stdout.count('"out":') == 1
 
 
-@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+@pytest.mark.parametrize("algo", ["ppo", "grpo", "ppo-lora"])
 def test_two_processes_run_rl_as_one_process(algo, tiny_model_dir, tldr_data, tmp_path):
     """Each process samples the whole batch (one seed), scores its share, trains on its share of every
     minibatch; the policy and the value model end as one process leaves them (PPO through its value
-    warm-up, the policy frozen for the first iteration)."""
+    warm-up, the policy frozen for the first iteration; with LoRA adapters, the reference the policy
+    with them off)."""
     rlhfkit("rm", "--model", tiny_model_dir, "--data", tldr_data / "rankings.jsonl", "--train.batch_size", "8",
             "--out", tmp_path / "rm")
-    own = ["--rl.value_warmup", "1"] if algo == "ppo" else ["--rl.k", "2"]
+    own = {"ppo": ["--rl.value_warmup", "1"], "grpo": ["--rl.k", "2"], "ppo-lora": ["--lora.r", "4"]}[algo]
+    algo = algo.removesuffix("-lora")
     args = ["rl", "--algo", algo, *own, "--policy", tiny_model_dir, "--reward_model", tmp_path / "rm",
             "--rl.steps", "3", "--rl.prompts_per_step", "8", "--rl.minibatch_size", "4", "--rl.lr", "1e-3",
             "--sample.max_new_tokens", "12", *TINY_TASK]
@@ -79,7 +82,14 @@ def test_two_processes_run_rl_as_one_process(algo, tiny_model_dir, tldr_data, tm
     assert largest_difference(one, weights(tiny_model_dir)) > 100 * TOLERANCE
     if algo == "ppo":
         assert largest_difference(weights(tmp_path / "one" / "value"), weights(tmp_path / "two" / "value")) <= TOLERANCE
+    if "--lora.r" in own:     # the adapters trained, nothing else; the first rollouts' KL to the reference is 0
+        assert (tmp_path / "one" / "adapter" / "adapter_model.safetensors").is_file()
+        assert (tmp_path / "one" / "value_adapter" / "adapter_model.safetensors").is_file()
+        base = weights(tiny_model_dir)
+        assert all(torch.equal(one[k], base[k]) for k in ("model.norm.weight", "model.embed_tokens.weight"))
     logs = [(tmp_path / d / "log.jsonl").read_text().splitlines() for d in ("one", "two")]
+    if "--lora.r" in own:
+        assert abs(json.loads(logs[0][0])["kl"]) < 1e-6
     assert len(logs[0]) == len(logs[1]) == 3
     assert [json.loads(line)["score"] for line in logs[0]] == pytest.approx([json.loads(line)["score"] for line in logs[1]],
                                                                           abs=TOLERANCE)

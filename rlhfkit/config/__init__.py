@@ -23,12 +23,12 @@ from rlhfkit.config.preference import DPOConfig, RMConfig, SLiCConfig
 from rlhfkit.config.report import (ALL_METHODS, CONVERSATION_METHODS, GOLD_METHODS, METHODS, ConversationDemoConfig,
                                    DemoConfig, EvalConfig, SweepConfig, parse_policies, trained_as)
 from rlhfkit.config.rl import RLConfig
-from rlhfkit.config.sections import (MOVED_FIELDS, RL_METHODS, ArchConfig, GRPOOptions, PPOOptions, RLAlgoConfig,
-                                     SampleConfig, TaskConfig, TrainConfig)
+from rlhfkit.config.sections import (MOVED_FIELDS, RL_METHODS, ArchConfig, GRPOOptions, LoRAConfig, PPOOptions,
+                                     RLAlgoConfig, SampleConfig, TaskConfig, TrainConfig)
 from rlhfkit.config.supervised import (BestOfNConfig, DataTldrConfig, PretrainConfig, RSFTConfig, RWSFTConfig,
                                        SFTConfig)
 
-__all__ = ["ALL_METHODS", "CONVERSATION_METHODS", "ConversationDemoConfig", "GOLD_METHODS", "METHODS", "MOVED_FIELDS", "RL_METHODS", "ArchConfig", "GRPOOptions", "PPOOptions", "BestOfNConfig", "ChatConfig", "ConfigError", "DPOConfig",
+__all__ = ["ALL_METHODS", "CONVERSATION_METHODS", "ConversationDemoConfig", "GOLD_METHODS", "METHODS", "MOVED_FIELDS", "RL_METHODS", "ArchConfig", "GRPOOptions", "LoRAConfig", "PPOOptions", "BestOfNConfig", "ChatConfig", "ConfigError", "DPOConfig",
            "DataTldrConfig", "DemoConfig", "EvalConfig", "PretrainConfig", "RLAlgoConfig", "RLConfig", "RMConfig",
            "RSFTConfig", "RWSFTConfig", "SFTConfig", "SLiCConfig", "SampleConfig", "SweepConfig", "TaskConfig", "TrainConfig",
            "add_arguments", "apply_yaml", "check_fields", "check_max_len", "from_args", "opt", "parse_policies",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
-from rlhfkit.config.sections import READOUTS, TrainConfig
+from rlhfkit.config.sections import READOUTS, LoRAConfig, TrainConfig
 
 @dataclass
 class RMConfig:
@@ -28,6 +28,7 @@ class RMConfig:
     verdict_yes: str = opt(" yes", "readout verdict: the approving token (one token in the model's tokenizer)")
     verdict_no: str = opt(" no", "readout verdict: the disapproving token (one token in the model's tokenizer)")
     resume: bool = opt(True, RESUME_HELP)
+    lora: LoRAConfig = sub(LoRAConfig, "LoRA adapters on the trained model (r 0: none)")
     train: TrainConfig = sub(lambda: TrainConfig(lr=3e-4, batch_size=16, epochs=1.0, warmup_steps=10),
                              "optimisation; batch_size counts prompts (a ranking is one item)")
 
@@ -49,6 +50,7 @@ class DPOConfig:
     beta: float = opt(0.1, "strength of the implicit KL constraint", gt=0)
     max_len: int = opt(0, "longest prompt + answer in tokens (0: the model's context length)", ge=0)
     resume: bool = opt(True, RESUME_HELP)
+    lora: LoRAConfig = sub(LoRAConfig, "LoRA adapters on the trained model (r 0: none)")
     train: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=1.0, warmup_steps=10),
                              "optimisation; batch_size counts prompts (a ranking is one item)")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.tasks.base import TASKS
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
-from rlhfkit.config.sections import (REWARD_HELP, RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig,
+from rlhfkit.config.sections import (REWARD_HELP, RL_METHODS, GRPOOptions, LoRAConfig, PPOOptions, RLAlgoConfig, SampleConfig,
                                      TaskConfig, check_reward_source)
 
 
@@ -32,6 +32,7 @@ class RLConfig:
     rl: RLAlgoConfig = sub(RLAlgoConfig, "the update, shared by every algorithm")
     ppo: PPOOptions = sub(PPOOptions, "ppo's own options")
     grpo: GRPOOptions = sub(GRPOOptions, "grpo's own options")
+    lora: LoRAConfig = sub(LoRAConfig, "LoRA adapters on the trained model (r 0: none)")
     sample: SampleConfig = sub(SampleConfig, "sampling of rollouts")
 
     def validate(self, with_reward_fn: bool = False) -> None:

@@ -76,6 +76,15 @@ class TrainConfig:
 
 
 @dataclass
+class LoRAConfig:
+    """PEFT LoRA adapters on the trained model (`pip install 'rlhfkit[lora]'`)."""
+    r: int = opt(0, "adapter rank; 0: no adapters, every weight trains", ge=0)
+    alpha: float = opt(16.0, "adapter scale: the update is alpha / r x B A", gt=0)
+    target_modules: str = opt("all-linear", "linear layers to adapt, comma-separated (e.g. q_proj,v_proj), or "
+                                            "all-linear: every linear layer of the transformer blocks")
+
+
+@dataclass
 class ArchConfig:
     """Shape of the small Llama model `rlhfkit pretrain` builds."""
     vocab_size: int = opt(1024, "BPE vocabulary size, special tokens included (256 bytes + specials: >= 300)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhfkit.config.fields import ConfigError, RESUME_HELP, check_fields, opt, sub
-from rlhfkit.config.sections import REWARD_HELP, ArchConfig, SampleConfig, TaskConfig, TrainConfig, check_reward_source
+from rlhfkit.config.sections import REWARD_HELP, ArchConfig, LoRAConfig, SampleConfig, TaskConfig, TrainConfig, check_reward_source
 from rlhfkit.tasks.base import TASKS
 
 PRETRAIN_CORPORA = ("tldr", "tldr+conversation")
@@ -59,6 +59,7 @@ class SFTConfig:
     max_len: int = opt(0, "longest prompt + response in tokens (0: the model's context length)", ge=0)
     resume: bool = opt(True, RESUME_HELP)
     task: TaskConfig = sub(TaskConfig, "the world, when data is a task ('tldr', 'conversation')")
+    lora: LoRAConfig = sub(LoRAConfig, "LoRA adapters on the trained model (r 0: none)")
     train: TrainConfig = sub(lambda: TrainConfig(epochs=2.0), "optimisation")
 
     def validate(self) -> None:

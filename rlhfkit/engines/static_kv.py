@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from rlhfkit.engines import Generation, Sampling, finish
 from rlhfkit.errors import ModelError
+from rlhfkit.models import lora
 
 SUPPORTED = ("llama",)
 COMPACT_BELOW = 0.75     # compact the batch when fewer than this share of its rows are still live
@@ -69,18 +70,19 @@ def read_weights(model, dtype: torch.dtype) -> Weights:
     def cast(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else t.detach().to(dtype).contiguous()
 
+    w = lora.effective_weight      # a layer's weight as its forward applies it (LoRA adapters merged in)
     layers = []
     for block in inner.layers:
         att, mlp = block.self_attn, block.mlp
         biases = [p.bias for p in (att.q_proj, att.k_proj, att.v_proj)]
         layers.append(Layer(
             ln1=cast(block.input_layernorm.weight),
-            wqkv=cast(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])),
+            wqkv=cast(torch.cat([w(att.q_proj), w(att.k_proj), w(att.v_proj)])),
             bqkv=None if biases[0] is None else cast(torch.cat(biases)),
-            wo=cast(att.o_proj.weight), bo=cast(att.o_proj.bias),
+            wo=cast(w(att.o_proj)), bo=cast(att.o_proj.bias),
             ln2=cast(block.post_attention_layernorm.weight),
-            wgu=cast(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
-            wdown=cast(mlp.down_proj.weight)))
+            wgu=cast(torch.cat([w(mlp.gate_proj), w(mlp.up_proj)])),
+            wdown=cast(w(mlp.down_proj))))
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     return Weights(embed=cast(inner.embed_tokens.weight), layers=layers, norm=cast(inner.norm.weight),
                    head=cast(model.lm_head.weight), inv_freq=inner.rotary_emb.inv_freq.detach().float(),

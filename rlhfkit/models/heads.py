@@ -29,7 +29,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from rlhfkit.models.lm import (ModelError, add_pad_token, check_tokenizer, from_pretrained, packed_forward,
-                               position_inputs, resolve_model_dir, right_pad, save_atomic, shared_prefix_forward,
+                               position_inputs, resolve_model_dir, right_pad, shared_prefix_forward,
                                split_shared_prefix)
 
 def scalar_model_from_lm(path: str | Path):
@@ -172,12 +172,6 @@ def group_rewards(model, sequences: list[list[int]], sizes: list[int], pad_id: i
     last = hidden[torch.arange(hidden.size(0)), last_token_index(batch.suffix_mask)]
     offset = float(getattr(model.config, "reward_offset", 0.0))
     return last_token_reward(model, last) - offset
-
-def save_scalar_model(path: str | Path, model, tokenizer) -> None:
-    def write(d: Path) -> None:
-        model.save_pretrained(d, safe_serialization=True)
-        tokenizer.save_pretrained(d)
-    save_atomic(path, write)
 
 def load_reward_model(path: str | Path, policy_tokenizer):
     """A frozen reward model in eval mode, checked to read the policy's tokens."""

@@ -19,6 +19,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaC
 
 from rlhfkit import runtime
 from rlhfkit.assets import shipped
+from rlhfkit.models import lora
 from rlhfkit.config import ArchConfig
 from rlhfkit.errors import ModelError   # defined with the other error classes; imported from here too
 
@@ -272,6 +273,15 @@ def logits_from(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask:
     return logits[:, -keep:]
 
 
+def decoder_layers(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated blocks of a transformers model, wherever the architecture keeps them."""
+    for sub in module.modules():
+        layers = getattr(sub, "layers", None) or getattr(sub, "h", None)
+        if isinstance(layers, torch.nn.ModuleList):
+            return list(layers)
+    return []
+
+
 def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:
     """Turn every dropout of `model` off, module and functional alike. RL and preference losses
     compare log-probs of one text under two passes (ratio, KL, DPO margin); with dropout on they
@@ -313,10 +323,34 @@ def recover_atomic(path: str | Path) -> None:
 
 
 def save_model(path: str | Path, model: PreTrainedModel, tokenizer) -> None:
+    """A finished model as a Hugging Face directory; one with LoRA adapters merged (it loads with
+    `from_pretrained`), its adapter alone beside it (OUT/model -> OUT/adapter, OUT/value ->
+    OUT/value_adapter)."""
+    path = Path(path)
+    adapters = lora.has_adapters(model)
+
     def write(d: Path) -> None:
-        model.save_pretrained(d, safe_serialization=True)
+        model.save_pretrained(d, safe_serialization=True,
+                              **({"state_dict": lora.merged_state_dict(model)} if adapters else {}))
         tokenizer.save_pretrained(d)
     save_atomic(path, write)
+    if adapters:
+        save_atomic(path.with_name("adapter" if path.name == "model" else f"{path.name}_adapter"),
+                    lambda d: lora.save_adapter(d, model))
+
+
+def save_weights(directory: Path, model: PreTrainedModel) -> None:
+    """A checkpoint's weights: the whole model, or with LoRA only what trains (the base is read
+    again from where it was loaded); `train.loop.load_weights` reads either back."""
+    if lora.has_adapters(model):
+        from safetensors.torch import save_file
+        save_file(lora.trainable_state(model), str(directory / TRAINABLE_FILE))
+        model.config.save_pretrained(directory)
+    else:
+        model.save_pretrained(directory, safe_serialization=True)
+
+
+TRAINABLE_FILE = "trainable.safetensors"     # a LoRA checkpoint's weights (save_weights)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -29,9 +29,10 @@ from rlhfkit import runtime
 from rlhfkit.algorithms.sft import sft_loss
 from rlhfkit.config import TrainConfig
 from rlhfkit.data.collate import IGNORE, Example, pad_batch, scored_positions
-from rlhfkit.errors import RunError
+from rlhfkit.errors import ModelError, RunError
 from rlhfkit.models.attention import use_for_training
-from rlhfkit.models.lm import logits_from, recover_atomic, save_atomic, save_model
+from rlhfkit.models import lora
+from rlhfkit.models.lm import TRAINABLE_FILE, logits_from, recover_atomic, save_atomic, save_model, save_weights
 from rlhfkit.train.job import Job, last_good_checkpoint
 
 StepFn = Callable[[Any, list, Any], tuple[torch.Tensor, dict]]
@@ -319,7 +320,17 @@ def restore_trainer_state(path: Path, optimizer, scheduler) -> dict | None:
 def load_weights(model, directory: Path) -> None:
     """Load the weights a checkpoint directory holds (`save_pretrained`) into `model`, exactly: any
     missing, unexpected or mis-shaped key is an error. Read through `from_pretrained`, which knows
-    each architecture's saved names (GPT-NeoX saves its head as `embed_out`) and tied weights."""
+    each architecture's saved names (GPT-NeoX saves its head as `embed_out`) and tied weights. A
+    model with LoRA adapters reads back only what trains (`save_weights`)."""
+    if lora.has_adapters(model):
+        from safetensors.torch import load_file
+        if not (directory / TRAINABLE_FILE).is_file():
+            raise RunError(f"{directory}: no adapter weights ({TRAINABLE_FILE}); it was not written with --lora.r")
+        try:
+            lora.load_trainable_state(model, load_file(str(directory / TRAINABLE_FILE)), str(directory))
+        except ModelError as e:
+            raise RunError(str(e)) from None
+        return
     dtype = next(model.parameters()).dtype
     try:
         # mismatched sizes are reported in `info` (and refused below), not raised without their names
@@ -338,7 +349,7 @@ def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, path: Pa
     check_weights(job.stage, {"model": model}, path.parent)
     state = trainer_state(optimizer, scheduler, step)
     def write(d: Path) -> None:
-        model.save_pretrained(d, safe_serialization=True)
+        save_weights(d, model)
         tokenizer.save_pretrained(d)
         torch.save(state, d / "trainer_state.pt")
         job.write_checkpoint_marker(d, step)

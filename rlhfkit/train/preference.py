@@ -26,6 +26,7 @@ from rlhfkit.algorithms.sft import IGNORE
 from rlhfkit.config import DPOConfig, SLiCConfig, check_max_len
 from rlhfkit.data.collate import Example, pad_batch, scored_positions
 from rlhfkit.data.records import chat_template_of, load_comparisons
+from rlhfkit.models import lora
 from rlhfkit.models.lm import (context_length, disable_dropout, load_causal_lm, logits_from, shared_prefix_forward,
                                split_shared_prefix)
 from rlhfkit.train.job import Job
@@ -137,7 +138,10 @@ def _load(cfg: DPOConfig | SLiCConfig, with_reference: bool) -> tuple:
     """The policy, and the train / valid comparisons as Groups (reference log-probs 0 without one)."""
     model, tokenizer = load_causal_lm(cfg.model)
     disable_dropout(model)   # the margin compares the policy with its reference: no dropout noise in it
-    ref = load_causal_lm(cfg.model)[0] if with_reference else None
+    adapters = getattr(cfg, "lora", None)
+    lora.apply(model, adapters, cfg.train.seed)
+    # with adapters the reference is the policy with them off: no second copy of the weights
+    ref = (model if adapters and adapters.r else load_causal_lm(cfg.model)[0]) if with_reference else None
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))
 
@@ -146,7 +150,8 @@ def _load(cfg: DPOConfig | SLiCConfig, with_reference: bool) -> tuple:
         encoded = [encode_comparison(c, tokenizer, max_len) for c in comparisons]
         if ref is None:
             return [Group(g, [0.0] * len(g)) for g in encoded]
-        return reference_groups(ref, encoded, tokenizer.pad_token_id, autocast_for(cfg.train))
+        with lora.disabled(ref):
+            return reference_groups(ref, encoded, tokenizer.pad_token_id, autocast_for(cfg.train))
     return model, tokenizer, groups(cfg.data), groups(cfg.valid_data)
 
 

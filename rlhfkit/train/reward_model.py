@@ -20,8 +20,9 @@ from rlhfkit.algorithms.reward import ranking_loss
 from rlhfkit.config import ConfigError, RMConfig, check_max_len
 from rlhfkit.data.collate import IGNORE, Example, encode_record
 from rlhfkit.data.records import Comparison, chat_template_of, load_comparisons
-from rlhfkit.models.heads import check_readout, group_rewards, save_scalar_model, scalar_model_from_lm
-from rlhfkit.models.lm import context_length
+from rlhfkit.models import lora
+from rlhfkit.models.heads import check_readout, group_rewards, scalar_model_from_lm, score_head
+from rlhfkit.models.lm import context_length, save_model
 from rlhfkit.train.job import Job
 from rlhfkit.train.loop import fit
 
@@ -105,6 +106,7 @@ def run(cfg: RMConfig) -> dict:
     torch.manual_seed(cfg.train.seed)     # the new head's draw is part of the run, like the data order
     model, tokenizer = scalar_model_from_lm(cfg.model)
     check_readout(model, cfg.readout)
+    lora.apply(model, cfg.lora, cfg.train.seed, train_beside=(score_head(model),))
     model.config.reward_readout, model.config.likelihood_weight = cfg.readout, cfg.likelihood_weight
     if cfg.readout == "verdict":
         model.config.verdict_prompt_ids, model.config.verdict_token_ids = verdict_ids(cfg, tokenizer)
@@ -122,7 +124,7 @@ def run(cfg: RMConfig) -> dict:
     # ---- Normalise: training answers score 0 on average
     train_scores = score_groups(model, train[:512], tokenizer.pad_token_id)
     model.config.reward_offset = statistics.fmean(x for s in train_scores for x in s)
-    save_scalar_model(out / "model", model, tokenizer)
+    save_model(out / "model", model, tokenizer)
     result = {"train_accuracy": pair_accuracy(score_groups(model, train[:512], tokenizer.pad_token_id)),
               "reward_offset": model.config.reward_offset, "comparisons": len(train), "out": str(out / "model")}
     if valid:

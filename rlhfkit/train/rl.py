@@ -27,6 +27,7 @@ the EOS trick gives an answer without EOS `eos_penalty` instead of its reward.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -47,9 +48,10 @@ from rlhfkit.algorithms.stats import kl_k3, masked_mean
 from rlhfkit.config import RLConfig
 from rlhfkit.errors import RunError
 from rlhfkit.models.attention import use_for_training
-from rlhfkit.models.heads import load_scalar_model, scalar_model_from_lm
+from rlhfkit.models import lora
+from rlhfkit.models.heads import load_scalar_model, scalar_model_from_lm, score_head
 from rlhfkit.models.lm import (context_length, disable_dropout, load_causal_lm, repeated_rows,
-                               save_atomic, save_model)
+                               save_atomic, save_model, save_weights)
 from rlhfkit.rollout.episodes import play_episodes
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
 from rlhfkit.rollout.prompts import load_prompts
@@ -151,10 +153,12 @@ def _save_checkpoint(path: Path, policy, value_model, tokenizer, optimizer, sche
     state = trainer_state(optimizer, scheduler, step, kl=kl.state_dict())
 
     def write(d: Path) -> None:
-        policy.save_pretrained(d / "policy", safe_serialization=True)
+        (d / "policy").mkdir()
+        save_weights(d / "policy", policy)
         tokenizer.save_pretrained(d / "policy")
         if value_model is not None:
-            value_model.save_pretrained(d / "value", safe_serialization=True)
+            (d / "value").mkdir()
+            save_weights(d / "value", value_model)
         torch.save(state, d / "trainer_state.pt")
         job.write_checkpoint_marker(d, step)
     save_atomic(path, write)
@@ -223,16 +227,21 @@ def rl_job(cfg: RLConfig, reward_fn: RewardFn | None) -> Job:
 
 
 def load_models(cfg: RLConfig, critic: bool, reward_fn: RewardFn | None) -> tuple:
-    """(policy, frozen reference, tokenizer, reward, value model or None), dropout off in the
-    trained ones (N+: log-probs recomputed in the update must match the sampler's)."""
+    """(policy, frozen reference or None, tokenizer, reward, value model or None), dropout off in the
+    trained ones (N+: log-probs recomputed in the update must match the sampler's). With --lora.r
+    the reference is None: scoring reads the policy with its adapters off."""
     policy, tokenizer = load_causal_lm(cfg.policy)
-    ref, _ = load_causal_lm(cfg.policy)
-    ref.requires_grad_(False)
+    lora.apply(policy, cfg.lora, cfg.rl.seed)
+    ref = None     # with adapters: the policy with them off (`reference`), no second copy of the weights
+    if not cfg.lora.r:
+        ref, _ = load_causal_lm(cfg.policy)
+        ref.requires_grad_(False)
     reward = load_reward(cfg.reward_model, cfg.reward, reward_fn, tokenizer)   # None: the environment's alone
     value_model = None
     if critic:    # from --value_model, else the reward model, else the policy's backbone with a new head
         start = cfg.value_model or cfg.reward_model
         value_model = load_scalar_model(start)[0] if start else scalar_model_from_lm(cfg.policy)[0]
+        lora.apply(value_model, cfg.lora, cfg.rl.seed + 1, train_beside=(score_head(value_model),))
         disable_dropout(value_model).train()
     disable_dropout(policy).train()
     for model in (policy, ref, value_model):
@@ -277,8 +286,9 @@ def score_rollouts(cfg: RLConfig, exp: Experience, policy, ref, value_model, rew
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):
         if hp.dtype == "bfloat16":
             exp = same_precision_logprobs(policy, exp, sampling.temperature)
-        return score(exp, batch, reward, ref, value_model, sampling.temperature,
-                     hp.eos_penalty if hp.eos_trick else None)
+        with lora.disabled(policy) if ref is None else contextlib.nullcontext():
+            return score(exp, batch, reward, policy if ref is None else ref, value_model, sampling.temperature,
+                         hp.eos_penalty if hp.eos_trick else None)
 
 
 SCORED = ("logprobs", "rewards", "raw_scores", "ref_logprobs", "values")     # the fields step 2 fills
@@ -338,6 +348,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     env = load_task(cfg.prompts, cfg.task).environment() if cfg.prompts in TASKS else None
     k = hp.k if entry.grouped else 1
     runner = runtime.wrap(UpdateStep(method, policy, value_model))
+    policy_trains = [p for p in policy.parameters() if p.requires_grad]     # with LoRA: its adapters alone
     bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True, disable=not runtime.is_main())
     with open_log(out / "log.jsonl", step) as log, bar:
         stats: dict = {}
@@ -356,7 +367,8 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             beta = kl.beta
             exp = method.advantages(exp, beta, hp, own)
             # 4. update (during the value warm-up the policy gets no gradient: only the critic learns)
-            policy.requires_grad_(step >= hp.value_warmup)
+            for p in policy_trains:
+                p.requires_grad_(step >= hp.value_warmup)
             policy.train()
             lr_now = f"lr {scheduler.get_last_lr()[0]:.1e}"
             stats = update(runner, optimizer, exp, beta, cfg.sample.temperature, hp, own, params,

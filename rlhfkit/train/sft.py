@@ -19,6 +19,7 @@ from pathlib import Path
 from rlhfkit.config import SFTConfig, check_max_len
 from rlhfkit.data.collate import encode_record
 from rlhfkit.data.records import Conversation, Demonstration, Where, chat_template_of, load_demonstrations
+from rlhfkit.models import lora
 from rlhfkit.models.lm import context_length, load_causal_lm
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job
@@ -40,6 +41,7 @@ def run(cfg: SFTConfig) -> dict:
         return job.result
     # ---- Model and data
     model, tokenizer = load_causal_lm(cfg.model)
+    lora.apply(model, cfg.lora, cfg.train.seed)
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))
     train = [encode_record(d, tokenizer, max_len) for d in load_data(cfg.data, tokenizer, cfg, "train")]

@@ -9,8 +9,8 @@ from safetensors.torch import load_file
 
 from rlhfkit.config import DPOConfig, RLAlgoConfig, RLConfig, RMConfig, SampleConfig, SFTConfig, TaskConfig, TrainConfig
 from rlhfkit.errors import RunError
-from rlhfkit.models.heads import save_scalar_model, scalar_model_from_lm
-from rlhfkit.models.lm import load_causal_lm
+from rlhfkit.models.heads import scalar_model_from_lm
+from rlhfkit.models.lm import load_causal_lm, save_model
 from rlhfkit.train import preference, reward_model, rl, sft
 
 
@@ -115,7 +115,7 @@ def test_a_reward_model_that_scores_nan_stops_ppo(tiny_model_dir, tmp_path):
     model, tok = scalar_model_from_lm(tiny_model_dir)
     with torch.no_grad():
         model.score.weight.fill_(math.nan)
-    save_scalar_model(tmp_path / "rm", model, tok)
+    save_model(tmp_path / "rm", model, tok)
     cfg = _rl_cfg(tiny_model_dir, tmp_path / "out", "ppo")
     cfg.reward, cfg.reward_model = "", str(tmp_path / "rm")
     with pytest.raises(RunError, match=r"^ppo: step 1: reward is nan for rollout 0; no checkpoint was written"):
