@@ -21,7 +21,6 @@ import torch
 import torch.distributed as dist
 
 T = TypeVar("T")
-PARALLEL = ("ddp", "fsdp")     # how a model is wrapped under torchrun (TrainConfig.parallel)
 
 
 @dataclass(frozen=True)
@@ -105,22 +104,13 @@ def barrier() -> None:
         dist.barrier()
 
 
-def wrap(module: torch.nn.Module, parallel: str = "ddp") -> torch.nn.Module:
-    """`module` ready for synchronised gradients: as is at world size 1; else DDP (every process holds
-    the weights, gradients averaged) or FSDP2 (`fully_shard`: each decoder layer and the rest sharded
-    over the processes). Either way the weights of rank 0 are every process's start."""
+def wrap(module: torch.nn.Module) -> torch.nn.Module:
+    """`module` ready for synchronised gradients: as is at world size 1, else in DDP (every process
+    holds the weights, gradients averaged; rank 0's weights are every process's start)."""
     if current().world_size == 1:
         return module
-    if parallel not in PARALLEL:
-        raise ValueError(f"unknown parallel {parallel!r}; expected one of {PARALLEL}")
-    if parallel == "ddp":
-        # find_unused_parameters: a read-out may leave a head out of the step (the verdict one skips `score`)
-        return torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
-    from torch.distributed.fsdp import fully_shard
-    from rlhfkit.models.lm import decoder_layers
-    for layer in decoder_layers(module):
-        fully_shard(layer)
-    return fully_shard(module)
+    # find_unused_parameters: a read-out may leave a head out of the step (the verdict one skips `score`)
+    return torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
 
 
 @contextlib.contextmanager
@@ -130,12 +120,6 @@ def no_sync(module: torch.nn.Module):
     if isinstance(module, torch.nn.parallel.DistributedDataParallel):
         with module.no_sync():
             yield
-    elif hasattr(module, "set_requires_gradient_sync"):          # FSDP2
-        module.set_requires_gradient_sync(False)
-        try:
-            yield
-        finally:
-            module.set_requires_gradient_sync(True)
     else:
         yield
 

@@ -10,9 +10,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from test_cli import ENV, TINY_TASK, rlhfkit
+from rlhfkit.cli import main
+from test_cli import ENV, TINY_TASK
 
 TOLERANCE = 1e-5      # largest absolute weight difference allowed; weights are of order 1
+
+
+def in_process(*args) -> None:
+    """The command as one process: run inside the test's own (no interpreter to start)."""
+    assert main([str(a) for a in args]) == 0
 
 
 def torchrun(*args, processes: int = 2) -> subprocess.CompletedProcess:
@@ -36,7 +42,15 @@ def largest_difference(a: dict, b: dict) -> float:
 @pytest.fixture(scope="module")
 def tldr_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
-    rlhfkit("data", "tldr", "--out", out, *TINY_TASK)
+    in_process("data", "tldr", "--out", out, *TINY_TASK)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reward_model(tiny_model_dir, tldr_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rm")
+    in_process("rm", "--model", tiny_model_dir, "--data", tldr_data / "rankings.jsonl", "--train.batch_size", "8",
+               "--out", out)
     return out
 
 
@@ -49,9 +63,9 @@ def stage_args(stage: str, model, data) -> list:
 @pytest.mark.parametrize("stage", ["sft", "rm", "dpo"])
 def test_two_processes_and_micro_batches_train_as_one_process(stage, tiny_model_dir, tldr_data, tmp_path):
     args = [*stage_args(stage, tiny_model_dir, tldr_data), "--train.batch_size", "8", "--train.lr", "3e-3"]
-    rlhfkit(*args, "--out", tmp_path / "one")
+    in_process(*args, "--out", tmp_path / "one")
     proc = torchrun(*args, "--out", tmp_path / "two")
-    rlhfkit(*args, "--train.grad_accum", "3", "--out", tmp_path / "accum")
+    in_process(*args, "--train.grad_accum", "3", "--out", tmp_path / "accum")
     one, two, accum = (weights(tmp_path / d / "model") for d in ("one", "two", "accum"))
     assert one.keys() == two.keys() == accum.keys()
     assert largest_difference(one, two) <= TOLERANCE and largest_difference(one, accum) <= TOLERANCE
@@ -63,19 +77,17 @@ def test_two_processes_and_micro_batches_train_as_one_process(stage, tiny_model_
 
 
 @pytest.mark.parametrize("algo", ["ppo", "grpo", "ppo-lora"])
-def test_two_processes_run_rl_as_one_process(algo, tiny_model_dir, tldr_data, tmp_path):
+def test_two_processes_run_rl_as_one_process(algo, tiny_model_dir, reward_model, tmp_path):
     """Each process samples the whole batch (one seed), scores its share, trains on its share of every
     minibatch; the policy and the value model end as one process leaves them (PPO through its value
     warm-up, the policy frozen for the first iteration; with LoRA adapters, the reference the policy
     with them off)."""
-    rlhfkit("rm", "--model", tiny_model_dir, "--data", tldr_data / "rankings.jsonl", "--train.batch_size", "8",
-            "--out", tmp_path / "rm")
     own = {"ppo": ["--rl.value_warmup", "1"], "grpo": ["--rl.k", "2"], "ppo-lora": ["--lora.r", "4"]}[algo]
     algo = algo.removesuffix("-lora")
-    args = ["rl", "--algo", algo, *own, "--policy", tiny_model_dir, "--reward_model", tmp_path / "rm",
+    args = ["rl", "--algo", algo, *own, "--policy", tiny_model_dir, "--reward_model", reward_model,
             "--rl.steps", "3", "--rl.prompts_per_step", "8", "--rl.minibatch_size", "4", "--rl.lr", "1e-3",
             "--sample.max_new_tokens", "12", *TINY_TASK]
-    rlhfkit(*args, "--out", tmp_path / "one")
+    in_process(*args, "--out", tmp_path / "one")
     torchrun(*args, "--out", tmp_path / "two")
     one, two = weights(tmp_path / "one" / "model"), weights(tmp_path / "two" / "model")
     assert largest_difference(one, two) <= TOLERANCE
@@ -101,7 +113,7 @@ def test_two_processes_killed_and_started_again_end_as_one_uninterrupted_run(tin
     weights of a run never stopped."""
     args = ["sft", "--model", tiny_model_dir, "--train.batch_size", "8", "--train.lr", "3e-3", "--train.epochs", "3",
             "--train.checkpoint_every", "2", "--task.n_train", "256", "--task.n_valid", "16", "--task.n_test", "16"]
-    rlhfkit(*args, "--out", tmp_path / "whole")
+    in_process(*args, "--out", tmp_path / "whole")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "rlhfkit",
            *map(str, args), "--out", str(tmp_path / "killed")]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -116,7 +116,8 @@ def decide(results: dict) -> dict:
     gold = with_gold_reward(results)
     if gold is not None:
         for name in GOLD_DECIDED:
-            decided[name]["with_gold_reward"] = gold
+            if decided[name]["supported"] is not None:
+                decided[name]["with_gold_reward"] = gold
     return decided
 
 

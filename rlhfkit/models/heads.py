@@ -40,13 +40,19 @@ def scalar_model_from_lm(path: str | Path):
     model, tokenizer = from_pretrained(AutoModelForSequenceClassification, path, num_labels=1)
     add_pad_token(model, tokenizer)
     model.config.pad_token_id = tokenizer.pad_token_id   # transformers' own forward finds the last token by it
+    fresh_head(model)
+    return model, tokenizer
+
+
+def fresh_head(model) -> None:
+    """A new scalar head, N(0, 1/(d+1)), read at the EOS with no offset."""
     head = score_head(model)
     with torch.no_grad():
         head.weight.normal_(0.0, 1.0 / math.sqrt(head.in_features + 1))
         if head.bias is not None:
             head.bias.zero_()
     model.config.reward_offset = 0.0
-    return model, tokenizer
+    model.config.reward_readout = "eos"
 
 def load_scalar_model(path: str | Path):
     """A trained reward (or value) model and its tokenizer."""

@@ -21,6 +21,12 @@ import torch
 from rlhfkit.errors import ModelError
 
 LORA_KEY = ".lora_"       # the adapters' parameters carry it in their names
+TRAINS = "rlhfkit_lora_trains"    # the model attribute naming what trains (adapters, a head beside them)
+
+
+def _linear_types() -> tuple[type, ...]:
+    from transformers.pytorch_utils import Conv1D       # GPT-2's linear layers
+    return torch.nn.Linear, Conv1D
 
 
 def has_adapters(model: torch.nn.Module) -> bool:
@@ -38,7 +44,7 @@ def block_linear_names(model: torch.nn.Module) -> list[str]:
     from rlhfkit.models.lm import decoder_layers     # lm imports this module
     layers = decoder_layers(model)
     return sorted({name.rsplit(".", 1)[-1] for layer in layers[:1] for name, m in layer.named_modules()
-                   if isinstance(m, torch.nn.Linear)})
+                   if isinstance(m, _linear_types())})
 
 
 def add_adapters(model: torch.nn.Module, r: int, alpha: float, target_modules: str,
@@ -52,7 +58,7 @@ def add_adapters(model: torch.nn.Module, r: int, alpha: float, target_modules: s
         raise ModelError("--lora.r needs PEFT: pip install 'rlhfkit[lora]'") from None
     targets = (block_linear_names(model) if target_modules == "all-linear"
                else [t.strip() for t in target_modules.split(",") if t.strip()])
-    present = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    present = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, _linear_types())}
     missing = [t for t in targets if t not in present]
     if not targets or missing:
         named = ", ".join(missing) or repr(target_modules)
@@ -64,6 +70,8 @@ def add_adapters(model: torch.nn.Module, r: int, alpha: float, target_modules: s
         p.requires_grad_(LORA_KEY in name)
     for module in train_beside:
         module.requires_grad_(True)
+    # what trains, by name: a value warm-up may freeze the adapters for a while, a checkpoint still holds them
+    setattr(model, TRAINS, frozenset(name for name, p in model.named_parameters() if p.requires_grad))
     return model
 
 
@@ -80,6 +88,7 @@ def apply(model: torch.nn.Module, cfg, seed: int, train_beside: tuple[torch.nn.M
 def disabled(model: torch.nn.Module):
     """The base model: every adapter switched off inside the block (a KL reference without a copy)."""
     layers = list(adapter_layers(model).values())
+    trains = {name: p.requires_grad for name, p in model.named_parameters()}
     for layer in layers:
         layer.enable_adapters(False)
     try:
@@ -87,6 +96,8 @@ def disabled(model: torch.nn.Module):
     finally:
         for layer in layers:
             layer.enable_adapters(True)
+        for name, p in model.named_parameters():       # PEFT's enable_adapters marks every adapter trainable
+            p.requires_grad_(trains[name])
 
 
 def effective_weight(linear: torch.nn.Module) -> torch.Tensor:
@@ -98,12 +109,13 @@ def effective_weight(linear: torch.nn.Module) -> torch.Tensor:
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """What trains: the adapters and any head beside them (a checkpoint's weights)."""
-    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    trains = getattr(model, TRAINS)
+    return {name: p.detach().clone() for name, p in model.named_parameters() if name in trains}
 
 
 def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
     """Put back `trainable_state`, refusing a state of other parameters."""
-    expected = {name for name, p in model.named_parameters() if p.requires_grad}
+    expected = set(getattr(model, TRAINS))
     if set(state) != expected:
         odd = sorted(set(state) ^ expected)[:3]
         raise ModelError(f"{where}: its adapter weights do not fit the model ({', '.join(odd)})")
@@ -131,7 +143,8 @@ def merged_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_adapter(path: Path, model: torch.nn.Module) -> None:
     """The adapter alone as a PEFT adapter directory (adapter_config.json + adapter_model.safetensors),
-    its rank and alpha read from the layers, its base from the directory the model was loaded from."""
+    its rank and alpha read from the layers, its base from the directory the model was loaded from.
+    A reward or value model's trained head and read-out are in its merged model, not here."""
     from peft import LoraConfig, get_peft_model_state_dict
     from safetensors.torch import save_file
     layers = adapter_layers(model)

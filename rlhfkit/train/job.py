@@ -198,7 +198,9 @@ class Job:
                   "(--resume false trains it again)", file=sys.stderr)
             return
         from rlhfkit.models.lm import recover_atomic
-        recover_atomic(checkpoint)
+        if runtime.is_main():          # one process finishes a save a kill cut short; the others then read it
+            recover_atomic(checkpoint)
+        runtime.barrier()
         if checkpoint.is_dir():
             theirs = _read_json(checkpoint / "job.json")
             if theirs is None or not self.same(theirs.get("fingerprint")):

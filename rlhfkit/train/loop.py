@@ -98,7 +98,8 @@ class StepModule(torch.nn.Module):
     def forward(self, items: list, autocast) -> tuple[torch.Tensor, dict]:
         if not items:       # a process with no share of this micro-batch still joins the gradient sync
             return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0, {}
-        return self.step_fn(self.model, items, autocast)
+        loss, stats = self.step_fn(self.model, items, autocast)
+        return loss, stats | {"loss": loss.item()}     # the whole objective (a ranking loss's centring term too)
 
 
 COUNTED = ("answer_tokens", "seq_tokens")     # statistics that add up over micro-batches; the rest are means

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from rlhfkit import runtime
 from rlhfkit.config import ConfigError, PretrainConfig, to_dict
 from rlhfkit.data.collate import Example, conversation_tokens, encode_text
 from rlhfkit.data.records import Conversation, Where
@@ -127,5 +128,6 @@ def run(cfg: PretrainConfig) -> dict:
     if with_conversations:
         report |= {"conversations": len(train_convs),
                    "valid_perplexity_conversation": round(final["valid_ppl_conversation"], 4)}
-    (out / "pretrain_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if runtime.is_main():
+        (out / "pretrain_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return job.finish(report)

@@ -112,6 +112,8 @@ def run(cfg: RMConfig) -> dict:
         model.config.verdict_prompt_ids, model.config.verdict_token_ids = verdict_ids(cfg, tokenizer)
     max_len = cfg.max_len or context_length(model)
     check_max_len(max_len, context_length(model))
+    if cfg.readout == "verdict":     # the verdict prompt follows every answer inside the context
+        max_len -= len(model.config.verdict_prompt_ids)
     template = chat_template_of(tokenizer)
     train = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.data, template)]
     valid = [encode_comparison(c, tokenizer, max_len) for c in load_comparisons(cfg.valid_data, template)] \

@@ -49,7 +49,7 @@ from rlhfkit.config import RLConfig
 from rlhfkit.errors import RunError
 from rlhfkit.models.attention import use_for_training
 from rlhfkit.models import lora
-from rlhfkit.models.heads import load_scalar_model, scalar_model_from_lm, score_head
+from rlhfkit.models.heads import fresh_head, load_scalar_model, readout_of, scalar_model_from_lm, score_head
 from rlhfkit.models.lm import (context_length, disable_dropout, load_causal_lm, repeated_rows,
                                save_atomic, save_model, save_weights)
 from rlhfkit.rollout.episodes import play_episodes
@@ -88,7 +88,8 @@ def same_precision_logprobs(policy, r: Experience, temperature: float) -> Experi
 def minibatches(exp: Experience, size: int) -> list[torch.Tensor]:
     """Row indices of shuffled minibatches of `size` rows. The samples of one prompt (consecutive
     rows, as RLOO and GRPO lay them out) stay next to each other, so a minibatch runs each prompt
-    once (`response_logits`); with one sample per prompt this is a plain shuffle of the rows."""
+    once (`response_logits`; under torchrun a process's share may cut a group, which changes no
+    number: the loss is per row); with one sample per prompt this is a plain shuffle of the rows."""
     groups = torch.arange(exp.prompt_ids.size(0)).split(repeated_rows(exp.prompt_ids, exp.prompt_mask))
     return torch.cat([groups[g] for g in torch.randperm(len(groups)).tolist()]).split(size)
 
@@ -241,6 +242,8 @@ def load_models(cfg: RLConfig, critic: bool, reward_fn: RewardFn | None) -> tupl
     if critic:    # from --value_model, else the reward model, else the policy's backbone with a new head
         start = cfg.value_model or cfg.reward_model
         value_model = load_scalar_model(start)[0] if start else scalar_model_from_lm(cfg.policy)[0]
+        if readout_of(value_model) == "verdict":     # a generative reward model never trained its scalar head
+            fresh_head(value_model)
         lora.apply(value_model, cfg.lora, cfg.rl.seed + 1, train_beside=(score_head(value_model),))
         disable_dropout(value_model).train()
     disable_dropout(policy).train()
@@ -299,6 +302,9 @@ def score_shares(cfg: RLConfig, exp: Experience, policy, ref, value_model, rewar
     """Step 2 under torchrun: each process scores its share of the rows (whole prompt groups) and
     every process gets the whole batch's scores back. One process scores it all."""
     groups = list(torch.arange(len(batch)).split(repeated_rows(exp.prompt_ids, exp.prompt_mask)))
+    if len(groups) < runtime.current().world_size:     # equal prompts side by side count as one group
+        raise RunError(f"this batch holds {len(groups)} distinct prompt groups for {runtime.current().world_size} "
+                       "processes; use fewer processes or a larger rl.prompts_per_step")
     index = torch.cat(runtime.shard(groups))
     scored = score_rollouts(cfg, exp.rows(index), policy, ref, value_model, reward, [batch[i] for i in index.tolist()])
     if runtime.current().world_size == 1:

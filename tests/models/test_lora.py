@@ -105,3 +105,19 @@ def test_sft_with_adapters_resumes_a_killed_run_exactly(tiny_model_dir, tmp_path
     assert max((whole[k] - killed[k]).abs().max().item() for k in whole) < 1e-6
     assert max((whole[k] - base[k]).abs().max().item() for k in base) > 1e-3          # it trained
     torch.testing.assert_close(whole["model.norm.weight"], base["model.norm.weight"])  # what has no adapter did not
+
+
+def test_what_trains_is_kept_by_name_through_a_freeze_and_a_switch_off(tiny_model_dir):
+    """A value warm-up freezes the policy's adapters for a while: a checkpoint then still holds them,
+    and switching the adapters off for a reference pass leaves the frozen ones frozen."""
+    model, _ = adapted(tiny_model_dir)
+    adapters = {n for n, p in model.named_parameters() if p.requires_grad}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    assert set(lora.trainable_state(model)) == adapters
+    with lora.disabled(model):
+        pass
+    assert not any(p.requires_grad for p in model.parameters())
+    lora.load_trainable_state(model, lora.trainable_state(model), "here")
+    with pytest.raises(ModelError, match="here: its adapter weights do not fit the model"):
+        lora.load_trainable_state(model, {}, "here")
