@@ -253,13 +253,16 @@ def shared_prefix_forward(model: PreTrainedModel, batch: SharedPrefix, **kwargs)
     backbone = model.base_model
     prefix = backbone(input_ids=batch.prefix_ids, attention_mask=batch.prefix_mask, use_cache=True,
                       **position_inputs(backbone, batch.prefix_mask))
-    cache = prefix.cache
+    # newer transformers name the cache `cache`, older ones `past_key_values`
+    cache = prefix.cache if hasattr(prefix, "cache") else prefix.past_key_values
     cache.reorder_cache(batch.group)
     mask = torch.cat([batch.prefix_mask[batch.group], batch.suffix_mask], dim=1)
-    if "position_ids" in inspect.signature(model.forward).parameters:
+    parameters = inspect.signature(model.forward).parameters
+    if "position_ids" in parameters:
         start = batch.prefix_mask.sum(dim=1)[batch.group]
         kwargs["position_ids"] = start[:, None] + torch.arange(batch.suffix_ids.size(1))[None]
-    return model(input_ids=batch.suffix_ids, attention_mask=mask, cache=cache, use_cache=True, **kwargs)
+    kwargs["cache" if "cache" in parameters else "past_key_values"] = cache
+    return model(input_ids=batch.suffix_ids, attention_mask=mask, use_cache=True, **kwargs)
 
 
 def logits_from(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
