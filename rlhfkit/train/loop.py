@@ -221,13 +221,17 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
             log.flush()
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                 _save_checkpoint(model, tokenizer, optimizer, scheduler, step, out / "checkpoint", job)
-    model.eval()
-    check_weights(desc, {"model": model}, out)
+    _save_final(desc, model.eval(), tokenizer, out)
+    return stats
+
+
+def _save_final(stage: str, model, tokenizer, out: Path) -> None:
+    """OUT/model, only if every weight is finite; the checkpoint is then not needed."""
+    check_weights(stage, {"model": model}, out)
     save_model(out / "model", model, tokenizer)
     if runtime.is_main():
         shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run is complete: nothing left to resume
     runtime.barrier()
-    return stats
 
 
 def budget(logs: list[Path] = (), samples: int = 0, reward_calls: int = 0) -> dict[str, int]:

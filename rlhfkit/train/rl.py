@@ -207,9 +207,11 @@ def _resume(path: Path, policy, value_model, optimizer, scheduler, kl: KLControl
 
 
 # ---- the loop ------------------------------------------------------------------------------
-def check_rollouts(algo: str, step: int, exp: Experience, seq_kl: torch.Tensor, max_kl: float, out: Path) -> None:
+def check_rollouts(algo: str, step: int, exp: Experience, max_kl: float, out: Path) -> torch.Tensor:
     """Stop before an update that would learn from non-finite rewards or values, or from a
-    policy that has drifted past `max_kl` from its reference (RunError)."""
+    policy that has drifted past `max_kl` from its reference (RunError). Returns each rollout's
+    sequence KL to the reference, (B,)."""
+    seq_kl = ((exp.logprobs - exp.ref_logprobs) * exp.action_mask).sum(1)
     for name, t in (("reward", exp.raw_scores), ("value", exp.values)):
         if t is not None and not torch.isfinite(t).all():
             bad = (~torch.isfinite(t)).nonzero()[0].tolist()
@@ -217,6 +219,7 @@ def check_rollouts(algo: str, step: int, exp: Experience, seq_kl: torch.Tensor, 
                            f"{last_good_checkpoint(out)}")
     check_step(algo, step, {"kl": seq_kl.mean().item()}, {"kl": max_kl}, "mean sequence KL to the reference, "
                "in nats, of the policy the last update left: resuming may need a higher rl.max_kl", out)
+    return seq_kl
 
 
 def rl_job(cfg: RLConfig, reward_fn: RewardFn | None) -> Job:
@@ -330,6 +333,11 @@ def log_iteration(log, bar, stats: dict) -> None:
                     len=f"{stats['length']:.0f}")
 
 
+def set_trainable(params: list[torch.nn.Parameter], trains: bool) -> None:
+    for p in params:
+        p.requires_grad_(trains)
+
+
 def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | None = None) -> dict:
     cfg.validate(with_reward_fn=reward_fn is not None)
     algo, hp, out = cfg.algo, cfg.rl, Path(cfg.out)
@@ -338,9 +346,6 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     job = rl_job(cfg, reward_fn)
     if job.result is not None:
         return job.result
-    if hp.prompts_per_step < runtime.current().world_size:
-        raise RunError(f"{algo}: rl.prompts_per_step {hp.prompts_per_step} is below the number of processes "
-                       f"({runtime.current().world_size}): each process scores at least one prompt")
     out.mkdir(parents=True, exist_ok=True)
     job.claim()
     torch.manual_seed(hp.seed)
@@ -367,14 +372,12 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             # 2. score
             exp = score_shares(cfg, exp, policy, ref, value_model, reward, batch)
             clock.append(time.time())
-            seq_kl = ((exp.logprobs - exp.ref_logprobs) * exp.action_mask).sum(1)
-            check_rollouts(algo, step + 1, exp, seq_kl, hp.max_kl, out)
+            seq_kl = check_rollouts(algo, step + 1, exp, hp.max_kl, out)
             # 3. advantages
             beta = kl.beta
             exp = method.advantages(exp, beta, hp, own)
             # 4. update (during the value warm-up the policy gets no gradient: only the critic learns)
-            for p in policy_trains:
-                p.requires_grad_(step >= hp.value_warmup)
+            set_trainable(policy_trains, step >= hp.value_warmup)
             policy.train()
             lr_now = f"lr {scheduler.get_last_lr()[0]:.1e}"
             stats = update(runner, optimizer, exp, beta, cfg.sample.temperature, hp, own, params,
