@@ -120,6 +120,12 @@ def build_parser(demo: str = "tldr") -> argparse.ArgumentParser:
                             help="the world whose experiment runs (default: 'tldr'); `--task conversation --help` "
                                  "lists the conversation experiment's options")
         C.add_arguments(sp, cls)
+        sp.add_argument("--device", choices=runtime.DEVICES, default=argparse.SUPPRESS,
+                        help="where models compute: cpu, or cuda (under torchrun one GPU per process, by "
+                             "LOCAL_RANK); not part of a job's identity, so a run resumes on either (default: cpu)")
+        sp.add_argument("--fsdp", action="store_true", default=argparse.SUPPRESS,
+                        help="under torchrun: shard the trained models' weights, gradients and optimizer state "
+                             "over the processes (FSDP2) instead of a whole copy in each (DDP)")
     return parser
 
 
@@ -145,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         cls, target = DEMO_TASKS[demo]
     else:
         cls, target = STAGES[args.stage]
+    device, fsdp = vars(args).pop("device", "cpu"), vars(args).pop("fsdp", False)
     for key in ("stage", "task", "command", "action", "demo_task"):
         vars(args).pop(key, None)
     try:
@@ -154,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _quiet_transformers()
     created = _created_by(Path(cfg.out)) if getattr(cfg, "out", "") else None
+    try:
+        runtime.use_device(device)
+        runtime.use_fsdp(fsdp)
+    except ValueError as e:
+        return _fail(f"{name}: {e}", 2)
     try:
         runtime.current()                   # under torchrun: join the other processes before any work
         result = _call(target, cfg)

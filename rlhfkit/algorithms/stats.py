@@ -1,6 +1,8 @@
 """Masked statistics and the pieces the RL algorithms share. Masks are 1 on action tokens."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -60,6 +62,22 @@ def clipped_surrogate(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: t
         stats = {"clipfrac": masked_mean(((ratio - 1).abs() > clip).float(), mask).item(),
                  "approx_kl": masked_mean(0.5 * log_ratio ** 2, mask).item()}
     return pg, stats
+
+
+def truncated_is(logprobs: torch.Tensor, sampler_logprobs: torch.Tensor, mask: torch.Tensor,
+                 cap: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Truncated importance sampling (TIS; Yao et al. 2025, as TRL and veRL apply it): per action
+    token, min(pi_old / pi_sampler, cap), the weight that corrects a policy gradient for samples drawn
+    by an engine whose probabilities differ from the trainer's; 0 off actions. With the weight w >= 0,
+    w * max(-A r, -A clip(r)) = max(-(wA) r, -(wA) clip(r)): scaling the advantages applies it to
+    every algorithm's clipped term. Stats: the mean weight, the share of tokens cut at the cap and
+    the sampler-to-trainer KL (k3, per token)."""
+    log_ratio = (logprobs - sampler_logprobs) * mask
+    weights = torch.exp(log_ratio).clamp(max=cap) * mask
+    stats = {"tis_weight": masked_mean(weights, mask).item(),
+             "tis_capped": masked_mean((log_ratio > math.log(cap)).float(), mask).item(),
+             "sampler_kl": masked_mean(kl_k3(sampler_logprobs, logprobs), mask).item()}
+    return weights, stats
 
 
 def clipped_pg_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,

@@ -113,8 +113,8 @@ class SampleConfig:
     batch_size: int = opt(64, "prompts per generation batch", ge=1)
     seed: int = opt(1234, "sampling seed (fixed, so methods are compared on the same draws)", ge=0)
     engine: str = opt("auto", "generation engine: rlhfkit (own decode loop with a static KV cache, Llama-family "
-                              "models), hf (transformers' generate, any model), or auto (rlhfkit where it runs the "
-                              "model, else hf)", choices=CHOICES)
+                              "models), hf (transformers' generate, any model), vllm (vLLM in the process, on a GPU; "
+                              "the [vllm] extra), or auto (rlhfkit where it runs the model, else hf)", choices=CHOICES)
 
 
 @dataclass
@@ -148,6 +148,9 @@ class RLAlgoConfig:
     eos_trick: bool = opt(True, "an answer that never emits EOS scores eos_penalty instead of its reward")
     eos_penalty: float = opt(-1.0, "the score the EOS trick gives")
     grad_clip: float = opt(1.0, "clip the gradient norm to this (0: off)", ge=0)
+    # TRL's vllm_importance_sampling_cap was 2 when it added the correction (later versions: 3)
+    tis_cap: float = opt(2.0, "an external engine's samples (vllm): weight each token's policy gradient by "
+                              "min(pi_old / pi_sampler, tis_cap), truncated importance sampling (0: off)", ge=0)
     dtype: str = opt("float32", "float32 or bfloat16: autocast of the update's forward passes (generation and "
                                 "scoring stay float32)", choices=DTYPES)
     seed: int = opt(0, "seed for sampling and minibatch order", ge=0)

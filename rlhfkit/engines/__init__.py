@@ -16,12 +16,15 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from rlhfkit.errors import ModelError
+
 if TYPE_CHECKING:
     import torch
 
 ENGINES: dict[str, str] = {
     "hf": "rlhfkit.engines.hf",            # transformers' generate: the reference, any architecture
     "rlhfkit": "rlhfkit.engines.static_kv",  # own decode loop, static KV cache, Llama-family models
+    "vllm": "rlhfkit.engines.vllm",        # vLLM, colocated (the [vllm] extra, CUDA): never chosen by auto
 }
 AUTO_ORDER = ("rlhfkit", "hf")     # "auto": the first that runs the model (a module's `unsupported(config)`)
 CHOICES = ("auto", *ENGINES)       # what --sample.engine takes
@@ -58,6 +61,12 @@ def finish(ids: "torch.Tensor", logprobs: "torch.Tensor", sampling: Sampling) ->
                       logprobs=logprobs.masked_fill(after, 0.0), finished=is_eos.any(dim=1))
 
 
+def is_external(name: str) -> bool:
+    """Whether engine `name` samples with kernels other than the trainer's (a module's EXTERNAL), so
+    its log-probs are not the trainer's log pi_old (`train/rl.py` recomputes and corrects them)."""
+    return name != "auto" and getattr(importlib.import_module(ENGINES[name]), "EXTERNAL", False)
+
+
 def get_engine(name: str, model=None) -> Engine:
     """A new engine `name` holding `model`'s weights (if given) until it is dropped. "auto" is the
     first of AUTO_ORDER that runs the model: the own engine for Llama-family models, else `generate`."""
@@ -68,7 +77,13 @@ def get_engine(name: str, model=None) -> Engine:
                                                      lambda config: None)(model.config) is None)
     if name not in ENGINES:
         raise ValueError(f"unknown generation engine {name!r}; known: auto, {', '.join(ENGINES)}")
-    engine = importlib.import_module(ENGINES[name]).Engine()
+    module = importlib.import_module(ENGINES[name])
+    why = None if model is None else getattr(module, "unsupported", lambda config: None)(model.config)
+    if why is not None:
+        raise ModelError(f"generation engine {name!r} cannot run this model: {why}")
+    engine = module.Engine()
     if model is not None:
-        engine.load_weights(model)
+        from rlhfkit import runtime
+        with runtime.gathered(model):       # an engine reads whole weights (FSDP2 shards them)
+            engine.load_weights(model)
     return engine

@@ -219,7 +219,11 @@ def split_shared_prefix(sequences: list[list[int]], sizes: list[int], pad_id: in
     """`sequences` laid out group after group (`sizes`), split at each group's shared prefix. A
     sequence's outputs from position `first_needed[i]` on (default: its last token) stay in its
     suffix. None when some group shares no token (nothing to save, and an empty prefix row would
-    attend to nothing)."""
+    attend to nothing), or under --fsdp."""
+    if runtime.sharded():
+        # FSDP2 lets a block's gathered weights go after its backward pass, and a prefix's backward
+        # runs after its suffix's: under --fsdp each block runs once per step, on whole sequences
+        return None
     needed = first_needed if first_needed is not None else [len(s) - 1 for s in sequences]
     groups, start = [], 0
     for k in sizes:
@@ -331,10 +335,10 @@ def save_model(path: str | Path, model: PreTrainedModel, tokenizer) -> None:
     OUT/value_adapter)."""
     path = Path(path)
     adapters = lora.has_adapters(model)
+    weights = lora.merged_state_dict(model) if adapters else runtime.full_state_dict(model)   # on every process
 
     def write(d: Path) -> None:
-        model.save_pretrained(d, safe_serialization=True,
-                              **({"state_dict": lora.merged_state_dict(model)} if adapters else {}))
+        model.save_pretrained(d, safe_serialization=True, **({"state_dict": weights} if weights is not None else {}))
         tokenizer.save_pretrained(d)
     save_atomic(path, write)
     if adapters:
@@ -342,15 +346,16 @@ def save_model(path: str | Path, model: PreTrainedModel, tokenizer) -> None:
                     lambda d: lora.save_adapter(d, model))
 
 
-def save_weights(directory: Path, model: PreTrainedModel) -> None:
-    """A checkpoint's weights: the whole model, or with LoRA only what trains (the base is read
-    again from where it was loaded); `train.loop.load_weights` reads either back."""
+def save_weights(directory: Path, model: PreTrainedModel, weights: dict | None = None) -> None:
+    """A checkpoint's weights: the whole model (`weights`, from `runtime.full_state_dict`, where it
+    is sharded), or with LoRA only what trains (the base is read again from where it was loaded);
+    `train.loop.load_weights` reads either back."""
     if lora.has_adapters(model):
         from safetensors.torch import save_file
         save_file(lora.trainable_state(model), str(directory / TRAINABLE_FILE))
         model.config.save_pretrained(directory)
     else:
-        model.save_pretrained(directory, safe_serialization=True)
+        model.save_pretrained(directory, safe_serialization=True, **({"state_dict": weights} if weights else {}))
 
 
 TRAINABLE_FILE = "trainable.safetensors"     # a LoRA checkpoint's weights (save_weights)

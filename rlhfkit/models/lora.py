@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from rlhfkit import runtime
 from rlhfkit.errors import ModelError
 
 LORA_KEY = ".lora_"       # the adapters' parameters carry it in their names
@@ -80,6 +81,9 @@ def apply(model: torch.nn.Module, cfg, seed: int, train_beside: tuple[torch.nn.M
     or r 0: the model as it is, every weight trains)."""
     if cfg is None or not cfg.r:
         return model
+    if runtime.sharded():
+        raise ModelError("--lora.r with --fsdp: not supported yet (adapters are merged from whole weights); "
+                         "use DDP (no --fsdp) with LoRA")
     torch.manual_seed(seed)
     return add_adapters(model, cfg.r, cfg.alpha, cfg.target_modules, train_beside)
 

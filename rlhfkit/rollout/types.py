@@ -28,6 +28,8 @@ class Experience:
     #                               scoring adds the episode's score on the last action token
     texts: list[str]              # (B,) what followed the opening, as text (special tokens removed)
     ended: torch.Tensor           # (B,) bool: every turn of the policy emitted EOS within the limit
+    sampler_logprobs: torch.Tensor | None = None   # (B, R) an external engine's own log-probs (vLLM): step 2
+    #                                                recomputes `logprobs` with the trainer, step 3 corrects
     # ---- 2. scoring
     raw_scores: torch.Tensor | None = None     # (B,) the episode's proxy reward before the EOS penalty
     ref_logprobs: torch.Tensor | None = None   # (B, R) log pi_ref(a_t | s_t)

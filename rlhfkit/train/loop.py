@@ -49,7 +49,7 @@ def lr_lambda(step: int, warmup: int, total: int) -> float:
 def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
     """The data order of an epoch: a function of (seed, epoch) alone, so resume can rebuild it."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g).tolist()
+    return torch.randperm(n, generator=g, device="cpu").tolist()     # the same order on any device
 
 
 LENGTH_WINDOW = 64   # batches whose items are sorted by length together (TrainConfig.group_by_length)
@@ -67,7 +67,8 @@ def epoch_batches(n: int, epoch: int, seed: int, batch_size: int, lengths: list[
     for start in range(0, n, window):
         chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1))
+    shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1),
+                             device="cpu")
     return [batches[i] for i in shuffle.tolist()]
 
 
@@ -129,10 +130,12 @@ def accumulate(runner: torch.nn.Module, batch: list, micro_batches: int, units: 
     world = runtime.current().world_size
     parts = []
     for i, (piece, n) in enumerate(zip(pieces, counts)):
+        # FSDP2 gathers weights in a forward pass every process must make: an empty share runs a stand-in, weight 0
+        stand_in = not piece and runtime.sharded()
         with runtime.no_sync(runner) if i < micro_batches - 1 else contextlib.nullcontext():
-            loss, stats = runner(piece, autocast)
+            loss, stats = runner(batch[:1] if stand_in else piece, autocast)
             (loss * (n * world / total)).backward()     # a data-parallel wrapper averages over the processes
-        parts.append((stats, n))
+        parts.append(({} if stand_in else stats, n))
     return combine_stats([part for rank_parts in runtime.gather(parts) for part in rank_parts])
 
 
@@ -154,15 +157,15 @@ def mean_lm_loss(model, examples: list[Example], pad_id: int, batch_size: int = 
     model.eval()
     total, n = 0.0, 0
     for i in range(0, len(examples), batch_size):
-        loss, stats = lm_step(model, examples[i:i + batch_size], pad_id, torch.autocast("cpu", enabled=False))
+        loss, stats = lm_step(model, examples[i:i + batch_size], pad_id, runtime.autocast("float32"))
         total += loss.item() * stats["answer_tokens"]
         n += stats["answer_tokens"]
     return total / n
 
 
 def autocast_for(cfg: TrainConfig) -> torch.autocast:
-    """The CPU autocast context a TrainConfig asks for (off unless dtype is bfloat16)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
+    """The autocast context a TrainConfig asks for (off unless dtype is bfloat16)."""
+    return runtime.autocast(cfg.dtype)
 
 
 def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job, desc: str = "train",
@@ -185,14 +188,15 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     total = max(1, math.ceil(cfg.epochs * math.ceil(len(items) / cfg.batch_size)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  betas=(0.9, 0.95), eps=1e-8)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total))
     torch.manual_seed(cfg.seed)
-    step = _resume(model, optimizer, scheduler, out / "checkpoint")
-    autocast = autocast_for(cfg)
+    resuming = _resume_weights(model, out / "checkpoint")
     use_for_training(model, cfg.dtype)
-    runner = runtime.wrap(StepModule(model, step_fn))
+    runner = runtime.wrap(StepModule(model, step_fn))      # before the optimizer: FSDP2 replaces the parameters
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  betas=(0.9, 0.95), eps=1e-8, **runtime.optimizer_options())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total))
+    step = _resume_trainer(optimizer, scheduler, out / "checkpoint") if resuming else 0
+    autocast = autocast_for(cfg)
     lengths = [length(x) for x in items] if cfg.group_by_length else None
     runner.train()
     stats: dict = {}
@@ -204,7 +208,7 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
             stats = accumulate(runner, batch_at(items, step, cfg.batch_size, cfg.seed, lengths), cfg.grad_accum,
                                units, autocast)
             # the norm is always measured (an infinite max clips nothing) so a non-finite gradient is seen
-            stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf).item()
+            stats["grad_norm"] = runtime.clip_grad_norm(list(model.parameters()), cfg.grad_clip or math.inf)
             check_step(desc, step + 1, {"loss": stats["loss"], "grad_norm": stats["grad_norm"]},
                        {"loss": cfg.max_loss}, f"lr {scheduler.get_last_lr()[0]:.1e}", out)
             optimizer.step()
@@ -287,20 +291,21 @@ def check_weights(stage: str, models: dict[str, torch.nn.Module], out: Path) -> 
     """Refuse to write weights that are not all finite (RunError), whatever wrote them."""
     for name, model in models.items():
         for pname, p in model.named_parameters():
-            if not torch.isfinite(p).all():
+            if not torch.isfinite(runtime.full(p)).all():
                 raise RunError(f"{stage}: {name} weight {pname} is not finite; nothing written; "
                                f"{last_good_checkpoint(out)}")
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), **runtime.device_rng_state()}
 
 
 def trainer_state(optimizer, scheduler, step: int, **extra) -> dict:
     """Everything besides the weights that an exact resume needs: every process's random state
-    (`rank_rng`, gathered, so call it on every process)."""
+    (`rank_rng`, gathered) and the optimizer's (whole, where it is sharded), so call it on every
+    process."""
     ranks = runtime.gather(rng_state())
-    return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+    return {"optimizer": runtime.optimizer_state(optimizer), "scheduler": scheduler.state_dict(), "step": step,
             "torch_rng": ranks[0]["torch"], "python_rng": ranks[0]["python"], "rank_rng": ranks, **extra}
 
 
@@ -309,13 +314,14 @@ def restore_trainer_state(path: Path, optimizer, scheduler) -> dict | None:
     recover_atomic(path)
     if not (path / "trainer_state.pt").is_file():
         return None
-    state = torch.load(path / "trainer_state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
+    state = torch.load(path / "trainer_state.pt", weights_only=False, map_location="cpu")   # any device's
+    runtime.load_optimizer_state(optimizer, state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     rt = runtime.current()
     ranks = state.get("rank_rng") or [{"torch": state["torch_rng"], "python": state["python_rng"]}]
     mine = ranks[rt.rank] if len(ranks) == rt.world_size else ranks[0]   # another process count: rank 0's
     torch.set_rng_state(mine["torch"])
+    runtime.set_device_rng_state(mine)
     random.setstate(mine["python"])
     if rt.is_main:
         tqdm.write(f"resuming from {path} at step {state['step']}")
@@ -353,17 +359,23 @@ def load_weights(model, directory: Path) -> None:
 def _save_checkpoint(model, tokenizer, optimizer, scheduler, step: int, path: Path, job: Job) -> None:
     check_weights(job.stage, {"model": model}, path.parent)
     state = trainer_state(optimizer, scheduler, step)
+    weights = runtime.full_state_dict(model)
     def write(d: Path) -> None:
-        save_weights(d, model)
+        save_weights(d, model, weights)
         tokenizer.save_pretrained(d)
         torch.save(state, d / "trainer_state.pt")
         job.write_checkpoint_marker(d, step)
     save_atomic(path, write)
 
 
-def _resume(model, optimizer, scheduler, path: Path) -> int:
-    state = restore_trainer_state(path, optimizer, scheduler)
-    if state is None:
-        return 0
+def _resume_weights(model, path: Path) -> bool:
+    """Load the checkpoint's weights into `model` (before it is wrapped); whether there is one."""
+    recover_atomic(path)
+    if not (path / "trainer_state.pt").is_file():
+        return False
     load_weights(model, path)
-    return int(state["step"])
+    return True
+
+
+def _resume_trainer(optimizer, scheduler, path: Path) -> int:
+    return int(restore_trainer_state(path, optimizer, scheduler)["step"])

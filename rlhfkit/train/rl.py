@@ -44,13 +44,14 @@ from tqdm import tqdm
 from rlhfkit import runtime
 from rlhfkit.algorithms.kl_control import KLController
 from rlhfkit.algorithms.registry import RL_ALGORITHMS, algorithm
-from rlhfkit.algorithms.stats import kl_k3, masked_mean
+from rlhfkit.algorithms.stats import kl_k3, masked_mean, truncated_is
 from rlhfkit.config import RLConfig
+from rlhfkit.engines import is_external
 from rlhfkit.errors import RunError
 from rlhfkit.models.attention import use_for_training
 from rlhfkit.models import lora
 from rlhfkit.models.heads import fresh_head, load_scalar_model, readout_of, scalar_model_from_lm, score_head
-from rlhfkit.models.lm import (context_length, disable_dropout, load_causal_lm, repeated_rows,
+from rlhfkit.models.lm import (context_length, disable_dropout, load_causal_lm, recover_atomic, repeated_rows,
                                save_atomic, save_model, save_weights)
 from rlhfkit.rollout.episodes import play_episodes
 from rlhfkit.rollout.generate import gather_logprobs, generate, response_logits
@@ -82,6 +83,17 @@ def same_precision_logprobs(policy, r: Experience, temperature: float) -> Experi
     that clipped 10% of tokens at the first minibatch)."""
     logits = response_logits(policy, r.input_ids, r.attention_mask, r.response_ids.size(1), temperature)
     return replace(r, logprobs=gather_logprobs(logits.float(), r.response_ids) * r.action_mask)
+
+
+# ---- 3. advantages --------------------------------------------------------------------------
+def corrected_advantages(method: ModuleType, exp: Experience, beta: float, hp, own) -> tuple[Experience, dict]:
+    """The algorithm's advantages; for samples an external engine drew, each token's scaled by its
+    truncated importance weight (`truncated_is`, cap `hp.tis_cap`, 0: off), with the weights' stats."""
+    exp = method.advantages(exp, beta, hp, own)
+    if exp.sampler_logprobs is None or not hp.tis_cap:
+        return exp, {}
+    weights, stats = truncated_is(exp.logprobs, exp.sampler_logprobs, exp.action_mask, hp.tis_cap)
+    return replace(exp, advantages=exp.advantages * weights), stats
 
 
 # ---- 4. update -----------------------------------------------------------------------------
@@ -128,17 +140,20 @@ def update(runner: torch.nn.Module, optimizer, exp: Experience, beta: float, tem
     method, world = runtime.unwrap(runner).method, runtime.current().world_size
     logs: dict[str, list[float]] = {}
     steps, tokens = 0, 0
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16")
+    autocast = runtime.autocast(cfg.dtype)
     for _ in range(cfg.epochs):
         for index in runtime.from_main(minibatches(exp, cfg.minibatch_size)):
-            mb = exp.rows(torch.tensor(runtime.shard(index.tolist()), dtype=torch.long))
-            n = method.units(mb, cfg, own)
+            mine = runtime.shard(index.tolist())
+            # FSDP2 gathers weights in a forward pass every process must make: no rows, a stand-in of weight 0
+            stand_in = not mine and runtime.sharded()
+            mb = exp.rows(torch.tensor(index.tolist()[:1] if stand_in else mine, dtype=torch.long))
+            n = 0.0 if stand_in else method.units(mb, cfg, own)
             total = runtime.sum_over([n])[0]
             optimizer.zero_grad(set_to_none=True)
             loss, stats = runner(mb, beta, temperature, cfg, own, autocast)
             (loss * (n * world / total if total else 0.0)).backward()
-            stats = combine_stats([part for parts in runtime.gather([(stats, n)]) for part in parts])
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf).item()
+            stats = combine_stats([part for parts in runtime.gather([({} if stand_in else stats, n)]) for part in parts])
+            grad_norm = runtime.clip_grad_norm(params, cfg.grad_clip or math.inf)
             guard({"loss": stats["loss"], "grad_norm": grad_norm}, {"loss": cfg.max_loss})
             optimizer.step()
             steps, tokens = steps + 1, tokens + int(exp.action_mask[index].sum())
@@ -152,14 +167,16 @@ def _save_checkpoint(path: Path, policy, value_model, tokenizer, optimizer, sche
                      step: int, job: Job) -> None:
     check_weights(job.stage, _models(policy, value_model), path.parent)
     state = trainer_state(optimizer, scheduler, step, kl=kl.state_dict())
+    weights = {name: runtime.full_state_dict(m) for name, m in (("policy", policy), ("value", value_model))
+               if m is not None}
 
     def write(d: Path) -> None:
         (d / "policy").mkdir()
-        save_weights(d / "policy", policy)
+        save_weights(d / "policy", policy, weights["policy"])
         tokenizer.save_pretrained(d / "policy")
         if value_model is not None:
             (d / "value").mkdir()
-            save_weights(d / "value", value_model)
+            save_weights(d / "value", value_model, weights["value"])
         torch.save(state, d / "trainer_state.pt")
         job.write_checkpoint_marker(d, step)
     save_atomic(path, write)
@@ -178,7 +195,7 @@ def _save_final(stage: str, out: Path, policy, value_model, tokenizer) -> None:
 def make_optimizer(models: list, hp) -> tuple[list, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW (eps 1e-5) over the trained models' parameters, with `rl_lr_factor`'s schedule."""
     params = [p for m in models if m is not None for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=hp.lr, eps=1e-5)
+    optimizer = torch.optim.AdamW(params, lr=hp.lr, eps=1e-5, **runtime.optimizer_options())
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                  lambda s: rl_lr_factor(s, hp.warmup_steps, hp.steps, hp.lr_decay))
     return params, optimizer, schedule
@@ -195,13 +212,19 @@ def _models(policy, value_model) -> dict:
     return {"policy": policy} | ({"value model": value_model} if value_model is not None else {})
 
 
-def _resume(path: Path, policy, value_model, optimizer, scheduler, kl: KLController) -> int:
-    state = restore_trainer_state(path, optimizer, scheduler)
-    if state is None:
-        return 0
+def _resume_weights(path: Path, policy, value_model) -> bool:
+    """Load the checkpoint's weights (before the models are wrapped); whether there is one."""
+    recover_atomic(path)
+    if not (path / "trainer_state.pt").is_file():
+        return False
     load_weights(policy, path / "policy")
     if value_model is not None:
         load_weights(value_model, path / "value")
+    return True
+
+
+def _resume_trainer(path: Path, optimizer, scheduler, kl: KLController) -> int:
+    state = restore_trainer_state(path, optimizer, scheduler)
     kl.load_state_dict(state["kl"])
     return int(state["step"])
 
@@ -272,16 +295,20 @@ def rollouts(cfg: RLConfig, policy, tokenizer, env, batch: list[str], step: int)
     hp, sampling = cfg.rl, cfg.sample
     policy.eval()
     seed = hp.seed * 100_003 + step
-    if env is None:
-        exp = generate(policy, tokenizer, batch, temperature=sampling.temperature,
-                       max_new_tokens=sampling.max_new_tokens, seed=seed, engine=sampling.engine)
-    else:
-        exp = play_episodes(policy, tokenizer, env, batch, temperature=sampling.temperature,
-                            max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed,
-                            engine=sampling.engine)
-        if not cfg.env_reward:      # the environment only answered: the reward model alone scores
-            exp = replace(exp, rewards=torch.zeros_like(exp.rewards))
-    return exp
+    with runtime.gathered(policy):          # an engine copies whole weights (FSDP2 shards them)
+        if env is None:
+            exp = generate(policy, tokenizer, batch, temperature=sampling.temperature,
+                           max_new_tokens=sampling.max_new_tokens, seed=seed, engine=sampling.engine)
+        else:
+            exp = play_episodes(policy, tokenizer, env, batch, temperature=sampling.temperature,
+                                max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed,
+                                engine=sampling.engine)
+    if env is not None and not cfg.env_reward:   # the environment only answered: the reward model alone scores
+        exp = replace(exp, rewards=torch.zeros_like(exp.rewards))
+    if not is_external(sampling.engine):
+        return exp
+    # an external engine promises no equal samples across processes from one seed: the main one's count
+    return runtime.from_main(replace(exp, sampler_logprobs=exp.logprobs))
 
 
 def score_rollouts(cfg: RLConfig, exp: Experience, policy, ref, value_model, reward: ScoreFn | None,
@@ -289,8 +316,8 @@ def score_rollouts(cfg: RLConfig, exp: Experience, policy, ref, value_model, rew
     """Step 2: reward, reference log-probs and values, in the precision of the update (a bf16
     update recomputes log pi_old in bf16, so a ratio and a KL of equal models start at 1 and 0)."""
     hp, sampling = cfg.rl, cfg.sample
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=hp.dtype == "bfloat16"):
-        if hp.dtype == "bfloat16":
+    with runtime.autocast(hp.dtype):
+        if hp.dtype == "bfloat16" or exp.sampler_logprobs is not None:
             exp = same_precision_logprobs(policy, exp, sampling.temperature)
         with lora.disabled(policy) if ref is None else contextlib.nullcontext():
             return score(exp, batch, reward, policy if ref is None else ref, value_model, sampling.temperature,
@@ -351,14 +378,15 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     torch.manual_seed(hp.seed)
     # ---- Models: policy, frozen reference, reward, value
     policy, ref, tokenizer, reward, value_model = load_models(cfg, entry.critic, reward_fn)
-    params, optimizer, scheduler = make_optimizer([policy, value_model], hp)
     kl = KLController(hp.beta, hp.target_kl or None, hp.kl_horizon)
-    step = _resume(out / "checkpoint", policy, value_model, optimizer, scheduler, kl)
+    resuming = _resume_weights(out / "checkpoint", policy, value_model)
+    runner = runtime.wrap(UpdateStep(method, policy, value_model))    # before the optimizer (FSDP2)
+    params, optimizer, scheduler = make_optimizer([policy, value_model], hp)
+    step = _resume_trainer(out / "checkpoint", optimizer, scheduler, kl) if resuming else 0
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
                            context_length(policy) - cfg.sample.max_new_tokens - 1)
     env = load_task(cfg.prompts, cfg.task).environment() if cfg.prompts in TASKS else None
     k = hp.k if entry.grouped else 1
-    runner = runtime.wrap(UpdateStep(method, policy, value_model))
     policy_trains = [p for p in policy.parameters() if p.requires_grad]     # with LoRA: its adapters alone
     bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True, disable=not runtime.is_main())
     with open_log(out / "log.jsonl", step) as log, bar:
@@ -375,7 +403,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             seq_kl = check_rollouts(algo, step + 1, exp, hp.max_kl, out)
             # 3. advantages
             beta = kl.beta
-            exp = method.advantages(exp, beta, hp, own)
+            exp, corrections = corrected_advantages(method, exp, beta, hp, own)
             # 4. update (during the value warm-up the policy gets no gradient: only the critic learns)
             set_trainable(policy_trains, step >= hp.value_warmup)
             policy.train()
@@ -387,7 +415,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             clock.append(time.time())
             stats.update(step=step, **rollout_stats(exp, seq_kl, beta), lr=scheduler.get_last_lr()[0],
                          episodes=len(batch), reward_calls=len(batch) if reward is not None else 0,
-                         **phase_seconds(clock))
+                         **corrections, **phase_seconds(clock), **runtime.memory_stats())
             kl.update(stats["kl"], len(batch))
             if on_step is not None:
                 stats.update(on_step(step, batch, exp.texts, exp.raw_scores.tolist()))
