@@ -30,7 +30,7 @@ from rlhfkit.models import lora
 EXTERNAL = True        # log-probs from other kernels: the trainer recomputes log pi_old and corrects
 _llm = None            # the process's one vLLM instance (a second would claim GPU memory again)
 _weights_dir = None    # where its first weights were written (vLLM builds from a directory)
-_architecture = ""     # the config it was built for (`architecture`)
+_architecture: tuple = ()   # the shape of the model it was built for (`architecture`)
 
 
 def unsupported(config) -> str | None:
@@ -45,9 +45,13 @@ def policy_weights(model) -> dict[str, torch.Tensor]:
     return whole if whole is not None else model.state_dict()
 
 
-def architecture(model) -> str:
-    """What must match for a model's weights to load into a built engine: its config but for its name."""
-    return model.config.to_json_string(use_diff=False).replace(str(getattr(model.config, "_name_or_path", "")), "")
+SHAPE = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+         "num_key_value_heads", "tie_word_embeddings")
+
+
+def architecture(model) -> tuple:
+    """What must match for a model's weights to load into a built engine: the shape of its config."""
+    return tuple(getattr(model.config, name, None) for name in SHAPE)
 
 
 def _start(model):

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from rlhfkit import engines
 from rlhfkit.algorithms.stats import clipped_surrogate, truncated_is
@@ -91,3 +92,75 @@ def test_an_external_engines_samples_are_rescored_and_corrected(tiny_model_dir, 
     assert stats["sampler_kl"] > 0.05 and 0 < stats["tis_capped"] < 1 and stats["tis_weight"] > 0
     cfg.rl.tis_cap, cfg.out = 0.0, str(tmp_path / "off")
     assert "tis_weight" not in rl.run(cfg, reward_fn=e_share)
+
+
+class StandInVLLM(types.ModuleType):
+    """Just enough of vLLM's interface (LLM, SamplingParams, TokensPrompt) to run the engine's own code
+    on the CPU: the "engine" is transformers' model read back from the directory the engine wrote,
+    sampling greedily through rlhfkit's hf engine, its outputs in vLLM's shapes (the stop token kept
+    in token_ids, one {token: Logprob} dict per position)."""
+
+    def __init__(self, eos_id: int, pad_id: int):
+        super().__init__("vllm")
+        stand_in, self.built, self.pushes, self.resets = self, [], [], 0
+        self.SamplingParams = lambda **kw: SimpleNamespace(**kw)
+        self.inputs = types.SimpleNamespace(TokensPrompt=lambda prompt_token_ids: {"ids": prompt_token_ids})
+
+        class LLM:
+            def __init__(self, model, **kwargs):
+                self.model = AutoModelForCausalLM.from_pretrained(model)
+                stand_in.built.append(kwargs)
+                runner = SimpleNamespace(model=SimpleNamespace(load_weights=self.load))
+                self.llm_engine = SimpleNamespace(model_executor=SimpleNamespace(
+                    driver_worker=SimpleNamespace(worker=SimpleNamespace(model_runner=runner))))
+
+            def load(self, weights):
+                stand_in.pushes.append(self.model.load_state_dict(dict(weights), strict=False))
+
+            def reset_prefix_cache(self):
+                stand_in.resets += 1
+
+            def generate(self, prompts, params, use_tqdm):
+                outputs = []
+                for prompt, p in zip(prompts, params):
+                    assert p.temperature == 0.0 and p.logprobs == 0 and p.stop_token_ids == [eos_id]
+                    ids = torch.tensor([prompt["ids"]])
+                    out = hf.Engine()
+                    out.load_weights(self.model)
+                    g = out.generate(ids, torch.ones_like(ids), Sampling(1.0, p.max_tokens, eos_id, pad_id, greedy=True))
+                    n = int(g.mask.sum())
+                    tokens = g.ids[0, :n].tolist()
+                    steps = [{t: SimpleNamespace(logprob=float(lp))} for t, lp in zip(tokens, g.logprobs[0, :n])]
+                    outputs.append(SimpleNamespace(outputs=[SimpleNamespace(token_ids=tokens, logprobs=steps)]))
+                return outputs
+        self.LLM = LLM
+
+
+def test_the_vllm_engine_builds_once_and_samples_the_current_weights(tiny_model_dir, monkeypatch):
+    from rlhfkit.engines import vllm as engine_module
+    from rlhfkit.rollout.generate import encode_prompts
+    model, tok = load_causal_lm(str(tiny_model_dir))
+    stand_in = StandInVLLM(tok.eos_token_id, tok.pad_token_id)
+    monkeypatch.setitem(sys.modules, "vllm", stand_in)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", stand_in.inputs)
+    monkeypatch.setattr(engine_module, "unsupported", lambda config: None)     # no GPU here
+    monkeypatch.setattr(engine_module, "_llm", None)
+    ids, mask = encode_prompts(["the cat", "a much longer opening line"], tok, 100)
+    greedy = Sampling(temperature=1.0, max_new_tokens=12, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id,
+                      greedy=True)
+
+    def both():
+        return get_engine("vllm", model).generate(ids, mask, greedy), get_engine("hf", model).generate(ids, mask, greedy)
+    for attempt in range(2):          # the second time: the weights changed, the engine is the same one
+        if attempt:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(0.05 * torch.randn_like(p))
+        theirs, ours = both()
+        assert torch.equal(theirs.ids, ours.ids) and torch.equal(theirs.mask, ours.mask)
+        assert torch.allclose(theirs.logprobs, ours.logprobs, atol=1e-5)
+    assert len(stand_in.built) == 1 and stand_in.resets == 1 and len(stand_in.pushes) == 1
+    assert not stand_in.pushes[0].missing_keys or stand_in.pushes[0].missing_keys == ["lm_head.weight"]
+    built = stand_in.built[0]
+    assert built["logprobs_mode"] == "processed_logprobs" and built["skip_tokenizer_init"]
+    assert built["generation_config"] == "vllm"
