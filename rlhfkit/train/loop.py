@@ -225,14 +225,16 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
             log.flush()
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                 _save_checkpoint(model, tokenizer, optimizer, scheduler, step, out / "checkpoint", job)
-    _save_final(desc, model.eval(), tokenizer, out)
+    save_final(desc, out, tokenizer, {"model": model.eval()})
     return stats
 
 
-def _save_final(stage: str, model, tokenizer, out: Path) -> None:
-    """OUT/model, only if every weight is finite; the checkpoint is then not needed."""
-    check_weights(stage, {"model": model}, out)
-    save_model(out / "model", model, tokenizer)
+def save_final(stage: str, out: Path, tokenizer, models: dict[str, torch.nn.Module]) -> None:
+    """OUT/<name> for each of `models` (OUT/model, and RL's OUT/value), only if every weight of every
+    one is finite; the checkpoint is then not needed."""
+    check_weights(stage, models, out)
+    for name, model in models.items():
+        save_model(out / name, model, tokenizer)
     if runtime.is_main():
         shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run is complete: nothing left to resume
     runtime.barrier()

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -61,7 +60,7 @@ from rlhfkit.rollout.types import Experience
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job, last_good_checkpoint
 from rlhfkit.train.loop import (batch_at, budget, check_step, check_weights, combine_stats, load_weights, open_log,
-                                restore_trainer_state, trainer_state)
+                                restore_trainer_state, save_final, trainer_state)
 
 # (step, prompts, completions, raw reward scores) -> extra stats to log; used by the demo to
 # track the gold judge beside the proxy reward without the trainer ever importing it
@@ -152,7 +151,8 @@ def update(runner: torch.nn.Module, optimizer, exp: Experience, beta: float, tem
             optimizer.zero_grad(set_to_none=True)
             loss, stats = runner(mb, beta, temperature, cfg, own, autocast)
             (loss * (n * world / total if total else 0.0)).backward()
-            stats = combine_stats([part for parts in runtime.gather([({} if stand_in else stats, n)]) for part in parts])
+            mine_stats = ({} if stand_in else stats, n)
+            stats = combine_stats([part for parts in runtime.gather([mine_stats]) for part in parts])
             grad_norm = runtime.clip_grad_norm(params, cfg.grad_clip or math.inf)
             guard({"loss": stats["loss"], "grad_norm": grad_norm}, {"loss": cfg.max_loss})
             optimizer.step()
@@ -182,16 +182,6 @@ def _save_checkpoint(path: Path, policy, value_model, tokenizer, optimizer, sche
     save_atomic(path, write)
 
 
-def _save_final(stage: str, out: Path, policy, value_model, tokenizer) -> None:
-    """OUT/model and OUT/value, only if every weight is finite; the checkpoint is then not needed."""
-    check_weights(stage, _models(policy, value_model), out)
-    save_model(out / "model", policy, tokenizer)
-    if value_model is not None:
-        save_model(out / "value", value_model, tokenizer)
-    if runtime.is_main():
-        shutil.rmtree(out / "checkpoint", ignore_errors=True)
-
-
 def make_optimizer(models: list, hp) -> tuple[list, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW (eps 1e-5) over the trained models' parameters, with `rl_lr_factor`'s schedule."""
     params = [p for m in models if m is not None for p in m.parameters()]
@@ -209,7 +199,8 @@ def keep_policy(stage: str, out: Path, step: int, hp, policy, tokenizer) -> None
 
 
 def _models(policy, value_model) -> dict:
-    return {"policy": policy} | ({"value model": value_model} if value_model is not None else {})
+    """The trained models by the directory each is saved in (OUT/model, OUT/value)."""
+    return {"model": policy} | ({"value": value_model} if value_model is not None else {})
 
 
 def _resume_weights(path: Path, policy, value_model) -> bool:
@@ -424,5 +415,5 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             if hp.checkpoint_every and step % hp.checkpoint_every == 0 and step < hp.steps:
                 _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step,
                                  job)
-    _save_final(algo, out, policy.eval(), value_model, tokenizer)
+    save_final(algo, out, tokenizer, _models(policy.eval(), value_model))
     return job.finish(dict(stats) | {"budget": budget([out / "log.jsonl"]), "out": str(out / "model")})
