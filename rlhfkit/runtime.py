@@ -212,9 +212,9 @@ def _fully_shard(model: torch.nn.Module) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import DTensor
-    mesh = init_device_mesh(current().device.split(":")[0], (current().world_size,))
     if getattr(model, "_rlhfkit_sharded", False):      # wrapped again (a second fit of one model)
         return
+    mesh = init_device_mesh(current().device.split(":")[0], (current().world_size,))
     for blocks in [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]:
         for block in blocks:
             # each block is its own root, and a root keeps its gathered weights unless told not to
@@ -249,20 +249,16 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
     return {k: full(v).detach().cpu() for k, v in model.state_dict().items() if k not in tied}
 
 
-_gathered: set[int] = set()      # models inside `gathered` (it nests)
-
-
 @contextlib.contextmanager
 def gathered(model: torch.nn.Module):
     """Inside it, a sharded model's parameters are whole tensors and stay whole through forward
     passes (sampling: an engine copying weights, or one all-gather per block for a whole batch of
     tokens rather than per token); a collective; nothing for other models."""
     from torch.distributed.fsdp import FSDPModule
-    if not sharded() or id(model) in _gathered:
+    if not sharded():
         yield
         return
     units = [m for m in model.modules() if isinstance(m, FSDPModule)]
-    _gathered.add(id(model))
     for unit in units:
         unit.set_reshard_after_forward(False, recurse=False)
         unit.unshard()
@@ -272,7 +268,6 @@ def gathered(model: torch.nn.Module):
         for unit in units:
             unit.reshard()
             unit.set_reshard_after_forward(True, recurse=False)
-        _gathered.discard(id(model))
 
 
 def optimizer_options() -> dict:

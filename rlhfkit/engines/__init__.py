@@ -83,7 +83,5 @@ def get_engine(name: str, model=None) -> Engine:
         raise ModelError(f"generation engine {name!r} cannot run this model: {why}")
     engine = module.Engine()
     if model is not None:
-        from rlhfkit import runtime
-        with runtime.gathered(model):       # an engine reads whole weights (FSDP2 shards them)
-            engine.load_weights(model)
+        engine.load_weights(model)
     return engine

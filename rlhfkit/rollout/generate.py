@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from rlhfkit import runtime
 from rlhfkit.engines import Generation, Sampling, get_engine
 from rlhfkit.models.lm import (context_length, logits_from, pack, repeated_rows, shared_prefix_forward,
                                split_shared_prefix)
@@ -98,9 +99,11 @@ def sample(model, tokenizer, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
            max_new_tokens: int, engine: str = "auto") -> Generation:
     """Sampled continuations of left-padded prompts by generation engine `engine`, cut after the
     first EOS: ids, mask, the sampler's log-probs and EOS flags, (B, R)."""
-    return get_engine(engine, model).generate(prompt_ids, prompt_mask, Sampling(temperature=temperature, max_new_tokens=max_new_tokens,
-                                                             eos_id=tokenizer.eos_token_id,
-                                                             pad_id=tokenizer.pad_token_id))
+    settings = Sampling(temperature=temperature, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id,
+                        pad_id=tokenizer.pad_token_id)
+    # whole weights for the engine to copy, or one all-gather per block for the batch rather than per token
+    with runtime.gathered(model):
+        return get_engine(engine, model).generate(prompt_ids, prompt_mask, settings)
 
 
 @torch.no_grad()

@@ -214,10 +214,18 @@ def _resume_weights(path: Path, policy, value_model) -> bool:
     return True
 
 
-def _resume_trainer(path: Path, optimizer, scheduler, kl: KLController) -> int:
+def start_update(path: Path, method: ModuleType, policy, value_model, hp, kl: KLController) -> tuple:
+    """The update module, its parameters, optimizer and schedule, and the iteration to start at: the
+    checkpoint's weights load before the models are wrapped, the optimizer is built after (FSDP2
+    replaces the parameters), then the optimizer's, schedule's, KL controller's and RNG state."""
+    resuming = _resume_weights(path, policy, value_model)
+    runner = runtime.wrap(UpdateStep(method, policy, value_model))
+    params, optimizer, scheduler = make_optimizer([policy, value_model], hp)
+    if not resuming:
+        return runner, params, optimizer, scheduler, 0
     state = restore_trainer_state(path, optimizer, scheduler)
     kl.load_state_dict(state["kl"])
-    return int(state["step"])
+    return runner, params, optimizer, scheduler, int(state["step"])
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -286,14 +294,13 @@ def rollouts(cfg: RLConfig, policy, tokenizer, env, batch: list[str], step: int)
     hp, sampling = cfg.rl, cfg.sample
     policy.eval()
     seed = hp.seed * 100_003 + step
-    with runtime.gathered(policy):          # an engine copies whole weights (FSDP2 shards them)
-        if env is None:
-            exp = generate(policy, tokenizer, batch, temperature=sampling.temperature,
-                           max_new_tokens=sampling.max_new_tokens, seed=seed, engine=sampling.engine)
-        else:
-            exp = play_episodes(policy, tokenizer, env, batch, temperature=sampling.temperature,
-                                max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed,
-                                engine=sampling.engine)
+    if env is None:
+        exp = generate(policy, tokenizer, batch, temperature=sampling.temperature,
+                       max_new_tokens=sampling.max_new_tokens, seed=seed, engine=sampling.engine)
+    else:
+        exp = play_episodes(policy, tokenizer, env, batch, temperature=sampling.temperature,
+                            max_new_tokens=sampling.max_new_tokens, max_turns=sampling.max_turns, seed=seed,
+                            engine=sampling.engine)
     if env is not None and not cfg.env_reward:   # the environment only answered: the reward model alone scores
         exp = replace(exp, rewards=torch.zeros_like(exp.rewards))
     if not is_external(sampling.engine):
@@ -370,10 +377,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     # ---- Models: policy, frozen reference, reward, value
     policy, ref, tokenizer, reward, value_model = load_models(cfg, entry.critic, reward_fn)
     kl = KLController(hp.beta, hp.target_kl or None, hp.kl_horizon)
-    resuming = _resume_weights(out / "checkpoint", policy, value_model)
-    runner = runtime.wrap(UpdateStep(method, policy, value_model))    # before the optimizer (FSDP2)
-    params, optimizer, scheduler = make_optimizer([policy, value_model], hp)
-    step = _resume_trainer(out / "checkpoint", optimizer, scheduler, kl) if resuming else 0
+    runner, params, optimizer, scheduler, step = start_update(out / "checkpoint", method, policy, value_model, hp, kl)
     prompts = load_prompts(cfg.prompts, cfg.task, "train", tokenizer,
                            context_length(policy) - cfg.sample.max_new_tokens - 1)
     env = load_task(cfg.prompts, cfg.task).environment() if cfg.prompts in TASKS else None
