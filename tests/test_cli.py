@@ -1,11 +1,15 @@
 """Each stage run as a user runs it: the `rlhfkit` command in a subprocess, on a tiny world."""
+import hashlib
+import importlib.metadata
 import json
 import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.cli import DATA_TASKS, STAGES
@@ -136,8 +140,16 @@ def test_rm_verdict_readout_asks_in_one_token_words(tiny_model_dir, tmp_path):
     assert 0.0 <= out["valid_accuracy"] <= 1.0 and out["comparisons"] > 0
 
 
-@pytest.mark.parametrize("algo", ["ppo", "rloo", "grpo", "reinforce_pp"])
-def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
+# GRPO's variants: DAPO's token-level mean with clip-higher; Dr.GRPO's unscaled advantages and constant length with
+# GSPO's sequence-level ratio
+GRPO_VARIANTS = {"dapo": ["--grpo.loss_agg", "token_mean", "--grpo.clip_high", "0.28"],
+                 "drgrpo_gspo": ["--grpo.scale_advantages", "false", "--grpo.loss_agg", "seq_mean_token_sum_norm",
+                                 "--grpo.norm_length", "12", "--grpo.importance_level", "sequence"]}
+
+
+@pytest.mark.parametrize("algo,variant", [("ppo", ""), ("rloo", ""), ("grpo", ""), ("reinforce_pp", ""),
+                                          ("grpo", "dapo"), ("grpo", "drgrpo_gspo")])
+def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo, variant):
     """A few iterations against a dense reward on a tiny model: the reward must go up."""
     env_path = os.path.dirname(__file__)
     ENV["PYTHONPATH"] = env_path + os.pathsep + ENV.get("PYTHONPATH", "")
@@ -146,7 +158,8 @@ def test_rl_raises_a_python_reward(tiny_model_dir, tmp_path, algo):
             "--out", tmp_path / algo, "--rl.steps", "16", "--rl.prompts_per_step", prompts, "--rl.k", "4",
             "--rl.lr", "1e-2", "--rl.warmup_steps", "0", "--rl.beta", "0.0", "--rl.eos_trick", "false",
             "--rl.minibatch_size", "16",
-            "--rl.epochs", "2", "--sample.max_new_tokens", "12", "--sample.temperature", "1.0", *TINY_TASK)
+            "--rl.epochs", "2", "--sample.max_new_tokens", "12", "--sample.temperature", "1.0",
+            *GRPO_VARIANTS.get(variant, []), *TINY_TASK)
     log = [json.loads(line) for line in (tmp_path / algo / "log.jsonl").read_text().splitlines()]
     assert len(log) == 16 and {"score", "kl", "rlhf_reward", "entropy", "clipfrac", "approx_kl", "length"} <= set(log[0])
     first, last = sum(r["score"] for r in log[:3]) / 3, sum(r["score"] for r in log[-3:]) / 3
@@ -263,8 +276,25 @@ def test_sweep_over_budgets_from_a_finished_demo(tiny_model_dir, tmp_path):
     assert results["oracle_share"] == oracle_share(records, make_split(0, "test", 16))
     report = (tmp_path / "sweep" / "report.md").read_text()
     assert "| gold_ppo | 32 |" in report and "## Gao et al." in report and (tmp_path / "sweep" / "sweep.png").is_file()
-    # started again, every run is found finished
-    assert rlhfkit(*args).stderr.count("already holds this finished job") == 2 + 2 + 1
+    # started again, the seed is found finished as a whole
+    assert rlhfkit(*args).stderr.count("already holds this finished job") == 1
+    # a seed finished elsewhere (here: seed0's record, passed off as seed 1's with other win rates) joins the report
+    record = json.loads((seed0 / "job.json").read_text())
+    record["fingerprint"]["seed"] = 1
+    for m in record["result"]["methods"].values():
+        m["winrate_vs_reference"]["mean"] += 0.1
+    (tmp_path / "sweep" / "seed1").mkdir()
+    (tmp_path / "sweep" / "seed1" / "job.json").write_text(json.dumps(record))
+    rlhfkit(*args[:5], "--seeds", "2", "--only_seed", "0", *args[7:])
+    both = json.loads((tmp_path / "sweep" / "results.json").read_text())
+    assert both["seeds"] == 2 and both["seed_list"] == [0, 1]
+    ppo16 = next(r for r in both["rows"] if (r["method"], r["samples"]) == ("ppo", 16))
+    one = next(r for r in results["rows"] if (r["method"], r["samples"]) == ("ppo", 16))
+    assert ppo16["winrate"]["mean"] == pytest.approx(one["winrate"]["mean"] + 0.05)
+    assert "(seed0, seed1)" in (tmp_path / "sweep" / "report.md").read_text()
+    # another option is another job: refused in one line before anything trains
+    proc = rlhfkit(*args, "--bon_n", "2", check=False)
+    assert proc.returncode == 2 and "belongs to another job (config.bon_n differ)" in proc.stderr
     # rsft past the world's prompts is refused before anything trains
     proc = rlhfkit("sweep", "--demo", demo, "--out", tmp_path / "s3", "--seeds", "1", "--samples", "512",
                    "--rl.prompts_per_step", "8", "--sample_n", "2", "--rsft_rounds", "2", check=False)
@@ -278,6 +308,16 @@ def test_supervised_stages_from_the_command_line(tiny_model_dir, tmp_path):
     data, rm = tmp_path / "data", tmp_path / "rm"
     rlhfkit("data", "tldr", "--out", data, *TINY_TASK)
     rlhfkit("rm", "--model", tiny_model_dir, "--data", data / "rankings.jsonl", "--out", rm, "--train.batch_size", "8")
+    # the saved model's card: what it started from, the data with its hash, the command, the config, the metrics
+    card = (rm / "model" / "README.md").read_text()
+    head = yaml.safe_load(card.split("---")[1])
+    assert head["base_model"] == str(Path(tiny_model_dir).resolve()) and "rm" in head["tags"]
+    digest = hashlib.sha256(hashlib.sha256((data / "rankings.jsonl").read_bytes()).hexdigest().encode()).hexdigest()
+    assert f"sha256 {digest}" in card and f"rlhfkit rm --model {tiny_model_dir}" in card
+    assert f"made by rlhfkit {importlib.metadata.version('rlhfkit')}" in card and "  batch_size: 8" in card
+    result = json.loads((rm / "job.json").read_text())["result"]
+    numbers = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert "seconds" in numbers and all(f"| {k} | {v:.6g} |" in card for k, v in numbers.items())
     small = ["--sample.max_new_tokens", "12", *TINY_TASK]
     # best-of-n: the kept answer is the best-scored candidate; eval reads the file as a policy
     rlhfkit("bon", "--policy", tiny_model_dir, "--reward_model", rm, "--n", "3", "--n_prompts", "16",

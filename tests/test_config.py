@@ -73,9 +73,15 @@ def test_shipped_configs_load():
     classes = {**{k: v[0] for k, v in STAGES.items()}, **{f"data_{k}": v[0] for k, v in DATA_TASKS.items()}}
     files = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
     assert files
+    claims = 0
     for f in files:
-        stage = f.stem.split(".")[0]
-        parse(classes[stage], ["--config", str(f)])
+        cls = classes[f.stem.split(".")[0]]
+        cfg = parse(cls, ["--config", str(f)])
+        if "(the defaults, written out" in f.read_text().splitlines()[0]:
+            claims += 1
+            # every value such a file writes is the dataclass default: it says so on its first line
+            assert to_dict(cfg) == to_dict(cls()), f.name
+    assert claims >= 2     # demo.tldr.yaml and vader.smollm2.yaml
 
 
 # ---- Types are exact --------------------------------------------------------------------
@@ -237,6 +243,9 @@ def test_sweep_options_that_would_break_its_budgets_are_refused():
     SweepConfig(samples="1000", methods="bon").validate()       # only the methods it runs set the units
     with pytest.raises(ConfigError, match=r"rl.value_warmup \(200\) must be below rl.steps \(120\)"):
         SweepConfig(rl=RLAlgoConfig(lr_decay=False, prompts_per_step=256, value_warmup=200)).validate()
+    SweepConfig(seeds=3, only_seed=2).validate()
+    with pytest.raises(ConfigError, match=r"only_seed: 3 is not one of the 3 seeds \(0 ... 2\)"):
+        SweepConfig(seeds=3, only_seed=3).validate()
 
 
 def test_a_reward_function_in_python_stands_for_reward():

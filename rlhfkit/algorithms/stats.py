@@ -52,14 +52,20 @@ def kl_penalised_rewards(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, rew
 
 
 def clipped_surrogate(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-                      clip: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """PPO's pessimistic clipped policy term per token, max(-A r, -A clip(r, 1 -+ clip)) (Schulman et
-    al. 2017), and the ratio's diagnostics on action tokens (clip fraction, approximate KL)."""
+                      clip: float, clip_high: float | None = None,
+                      level: str = "token") -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO's pessimistic clipped policy term per token, max(-A r, -A clip(r, 1 - clip, 1 + clip_high))
+    (Schulman et al. 2017; clip_high defaults to clip), and the ratio's diagnostics on action tokens
+    (clip fraction, approximate KL). level "sequence": every token of an answer takes the answer's
+    ratio, exp of the mean log-ratio over its action tokens (GSPO)."""
     log_ratio = logprobs - old_logprobs
+    if level == "sequence":
+        log_ratio = masked_mean(log_ratio, mask, dim=1).unsqueeze(1).expand_as(log_ratio)
     ratio = torch.exp(log_ratio)
-    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))
+    high = clip if clip_high is None else clip_high
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + high))
     with torch.no_grad():
-        stats = {"clipfrac": masked_mean(((ratio - 1).abs() > clip).float(), mask).item(),
+        stats = {"clipfrac": masked_mean(((ratio < 1 - clip) | (ratio > 1 + high)).float(), mask).item(),
                  "approx_kl": masked_mean(0.5 * log_ratio ** 2, mask).item()}
     return pg, stats
 

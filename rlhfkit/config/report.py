@@ -1,12 +1,21 @@
 """Configs of the stages that compare policies: `rlhfkit eval` and the end-to-end `rlhfkit demo`."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any
 
 from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.config.fields import ConfigError, check_fields, opt, sub
-from rlhfkit.config.sections import (READOUTS, RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig, SampleConfig,
-                                     TaskConfig, TrainConfig)
+from rlhfkit.config.sections import (READOUTS, REPORT_TO, RL_METHODS, GRPOOptions, PPOOptions, RLAlgoConfig,
+                                     SampleConfig, TaskConfig, TrainConfig)
+
+def spread_report_to(cfg: Any) -> Any:
+    """A pipeline's config with its report_to in every section that trains (those with a report_to)."""
+    if cfg.report_to == "none":
+        return cfg
+    return replace(cfg, **{f.name: replace(getattr(cfg, f.name), report_to=cfg.report_to) for f in fields(cfg)
+                           if is_dataclass(getattr(cfg, f.name)) and hasattr(getattr(cfg, f.name), "report_to")})
+
 
 # upper bounds, not methods: rsft and ppo with the gold judge as their reward, at ppo's episodes
 GOLD_METHODS = ("gold_rsft", "gold_ppo")
@@ -75,6 +84,8 @@ class DemoConfig:
     rm_readout: str = opt("eos", "how the reward model reads a reward (`rlhfkit rm --readout`): eos, mean, "
                                  "likelihood or verdict (asked as 'The TL;DR is right / not')", choices=READOUTS)
     rm_likelihood_weight: float = opt(1.0, "rm_readout likelihood: weight of the log-likelihood term", ge=0)
+    report_to: str = opt("none", "experiment tracking for every stage the demo trains (each section's report_to): "
+                                 "none, tensorboard, trackio or wandb", choices=REPORT_TO)
     # 2 epochs, not N+'s 4: no measured loss in win rate, and half the update, the bulk of PPO's time;
     # lr 5e-4, not 1e-4: with the gold judge as its reward PPO gets further (README, "Where PPO stops").
     # Every training stage of the demo runs in bf16 autocast: same results, faster (bench/README.md)
@@ -241,6 +252,9 @@ class SweepConfig:
     out: str = opt("runs/sweep", "directory for every run, results.json, report.md and sweep.png", writes="dir")
     resume: bool = opt(True, "true: each run continues or skips its own finished job; false: every run starts over")
     seeds: int = opt(3, "seeds of the demo to start from (seed0 ... seed{N-1})", ge=1)
+    only_seed: int = opt(-1, "run this one seed (0 ... seeds-1), e.g. to spread the seeds over processes or "
+                             "machines, then report over every seed whose results OUT/seed*/ holds; -1: every seed",
+                         ge=-1)
     samples: str = opt("2560,7680,30720", "reward-scored samples per method (PPO episodes; RSFT's rounds x prompts x "
                                           "sample_n), comma-separated: one long PPO run per seed and reward, kept at "
                                           "each (its lr constant after the warm-up, so each is that budget's run)")
@@ -276,6 +290,8 @@ class SweepConfig:
 
     def validate(self) -> None:
         check_fields(self)
+        if self.only_seed >= self.seeds:
+            raise ConfigError(f"only_seed: {self.only_seed} is not one of the {self.seeds} seeds (0 ... {self.seeds - 1})")
         if self.rl.lr_decay or self.rl.keep_at:
             raise ConfigError("sweep: rl.lr_decay must stay false and rl.keep_at empty: the sweep keeps one run's "
                               "policy at each budget, which is that budget's run only with a constant lr")

@@ -11,6 +11,9 @@ from rlhfkit.algorithms.registry import RL_ALGORITHMS
 from rlhfkit.engines import CHOICES
 from rlhfkit.config.fields import ConfigError, opt
 
+# experiment trackers (train/tracking.py)
+REPORT_TO = ("none", "tensorboard", "trackio", "wandb")
+
 DTYPES = ("float32", "bfloat16")
 READOUTS = ("eos", "mean", "likelihood", "verdict")     # how a reward model reads a reward (models/heads.py)
 RL_METHODS = tuple(RL_ALGORITHMS)
@@ -73,6 +76,9 @@ class TrainConfig:
     threads: int = opt(0, "torch CPU threads (0: torch's default)", ge=0)
     max_loss: float = opt(0.0, "stop the run when the loss exceeds this (0: no limit; a non-finite loss always "
                                "stops it)", ge=0)
+    report_to: str = opt("none", "experiment tracking of each step's scalars and the config: none, tensorboard "
+                                 "(OUT/tensorboard), trackio or wandb (`pip install 'rlhfkit[NAME]'`)",
+                         choices=REPORT_TO)
 
 
 @dataclass
@@ -158,6 +164,11 @@ class RLAlgoConfig:
     max_kl: float = opt(50.0, "stop the run when the rollouts' mean sequence KL to the reference exceeds this, "
                               "in nats (0: no limit; non-finite values always stop it)", ge=0)
     max_loss: float = opt(0.0, "stop the run when a minibatch loss exceeds this (0: no limit)", ge=0)
+    report_to: str = opt("none", "experiment tracking of each iteration's scalars, sample answers and the config: "
+                                 "none, tensorboard (OUT/tensorboard), trackio or wandb (`pip install "
+                                 "'rlhfkit[NAME]'`)", choices=REPORT_TO)
+    log_completions_every: int = opt(10, "iterations between the sample answers sent to the tracker (0: none)",
+                                     ge=0)
 
     def validate(self, algo: str) -> None:
         if self.value_warmup and not RL_ALGORITHMS[algo].critic:
@@ -191,11 +202,28 @@ class PPOOptions:
     vf_clip: float = opt(0.2, "value clip: how far one update may move a value from the rollout's", gt=0)
 
 
+GRPO_LOSS_AGGREGATIONS = ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm")
+
+
 @dataclass
 class GRPOOptions:
     """grpo's own options."""
     eps: float = opt(1e-4, "added to each group's reward std before dividing (a group of equal rewards gets "
                            "advantage 0)", gt=0)
+    scale_advantages: bool = opt(True, "divide each group's advantages by its reward std; false: score - group "
+                                       "mean, Dr.GRPO's unbiased form (Liu et al. 2025)")
+    loss_agg: str = opt("seq_mean_token_mean", "how per-token losses make the loss: seq_mean_token_mean (GRPO: each "
+                                               "sequence's mean, then their mean), token_mean (DAPO: every action "
+                                               "token weighs the same), seq_mean_token_sum_norm (Dr.GRPO: each "
+                                               "sequence's sum over a constant length, then their mean)",
+                        choices=GRPO_LOSS_AGGREGATIONS)
+    norm_length: int = opt(0, "seq_mean_token_sum_norm's constant length (0: the rollout batch's longest answer)",
+                           ge=0)
+    clip_high: float = opt(0.0, "upper ratio clip, 1 + clip_high (DAPO's clip-higher; 0: rl.clip, symmetric)",
+                           ge=0)
+    importance_level: str = opt("token", "token: one ratio per token; sequence: GSPO's one ratio per answer, the "
+                                         "geometric mean of its tokens' ratios (Zheng et al. 2025)",
+                                choices=("token", "sequence"))
 
 
 # where the options that moved into an algorithm's section went (a config naming the old place is told)

@@ -31,7 +31,8 @@ def sweep_rows(results: dict) -> list[list[str]]:
 def write_sweep_report(out: Path, results: dict) -> None:
     seeds = results["seeds"]
     parts = ["# rlhfkit sweep: methods at each sample budget",
-             f"Mean over {seeds} seed{'s' if seeds > 1 else ''} of the demo" +
+             f"Mean over {seeds} seed{'s' if seeds > 1 else ''} of the demo "
+             f"({', '.join(f'seed{s}' for s in results.get('seed_list', range(seeds)))})" +
              (" (95% t-interval over seeds in brackets)." if seeds > 1 else ".") +
              " ppo@N and gold_ppo@N are one run per seed kept after N episodes (lr constant after the warm-up); "
              "rsft@N is a run of N samples; gold_ppo's reward is the gold judge itself (the upper bound).",

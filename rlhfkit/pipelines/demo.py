@@ -25,6 +25,7 @@ from pathlib import Path
 from rlhfkit.config import (GOLD_METHODS, RL_METHODS, BestOfNConfig, DataTldrConfig, DemoConfig, DPOConfig, EvalConfig,
                             RLConfig, RMConfig, RSFTConfig, RWSFTConfig, SampleConfig, SFTConfig, SLiCConfig, to_dict,
                             trained_as)
+from rlhfkit.config.report import spread_report_to
 from rlhfkit.data.records import Comparison, read_records, write_jsonl
 from rlhfkit.evaluate import claims, probes
 from rlhfkit.evaluate import run as evaluate
@@ -311,6 +312,7 @@ def gold_vs_kl(per_seed: list[dict]) -> dict:
 
 def run(cfg: DemoConfig) -> dict:
     cfg.validate()
+    cfg = spread_report_to(cfg)
     out = Path(cfg.out)
     t0 = time.time()
     # ---- The world's data sets, as files a user can inspect

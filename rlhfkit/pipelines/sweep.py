@@ -16,6 +16,10 @@ against KL for ppo, gold_ppo, rsft and best-of-n.
 
     rlhfkit demo --out runs/demo --seeds 3
     rlhfkit sweep --demo runs/demo --seeds 3 --samples 2560,7680,30720 --out runs/sweep
+
+Each seed is a job (OUT/seed<i>/job.json holds its results): `--only_seed i` runs one seed, in its
+own process or on another machine whose OUT/seed<i>/job.json is copied back, and the report covers
+every seed finished so far.
 """
 from __future__ import annotations
 
@@ -38,16 +42,23 @@ from rlhfkit.tasks.tldr import oracle
 from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.train import best_of_n as bon
 from rlhfkit.train import rejection, rl
+from rlhfkit.train.job import Job
+
+# the demo's options that shape what the sweep starts from and evaluates on
+START_FIELDS = ("base_model", "task", "sft", "label_budget", "label_k", "label_temperature", "rm", "rm_readout",
+                "rm_likelihood_weight", "n_prompts", "eval")
 
 
-def demo_settings(demo: Path) -> tuple[TaskConfig, SampleConfig, int]:
-    """The finished demo's world, sampling and number of held-out prompts."""
+def demo_settings(demo: Path) -> tuple[TaskConfig, SampleConfig, int, dict]:
+    """The finished demo's world, sampling, number of held-out prompts, and the options that made
+    each seed's SFT policy and reward model (part of each seed's job)."""
     try:
         config = json.loads((demo / "results.json").read_text())["config"]
     except (OSError, ValueError, KeyError):
         raise InputError(f"sweep: {demo} holds no finished `rlhfkit demo` (its results.json with the config); "
                          f"run the demo first, or give --demo DIR") from None
-    return TaskConfig(**config["task"]), SampleConfig(**config["eval"]), config["n_prompts"]
+    start = {k: config.get(k) for k in START_FIELDS}
+    return TaskConfig(**config["task"]), SampleConfig(**config["eval"]), config["n_prompts"], start
 
 
 def train_ppo(cfg: SweepConfig, method: str, seed: int, start: Path, d: Path, task: TaskConfig,
@@ -101,6 +112,30 @@ def run_seed(cfg: SweepConfig, seed: int, start: Path, d: Path, task: TaskConfig
     return results
 
 
+def seed_job(cfg: SweepConfig, seed: int, d: Path, demo_config: dict) -> Job:
+    """One seed's sweep as a job: the sweep's options, the seed and the demo's config (what made its
+    SFT policy and reward model) identify it, so its results can be finished in another process or
+    on another machine and copied in."""
+    return Job.begin("sweep", replace(cfg, only_seed=-1, seeds=1, demo=""), out=d,
+                     extra={"seed": seed, "demo": demo_config})
+
+
+def seed_results(cfg: SweepConfig, seed: int, demo: Path, out: Path, settings: tuple) -> dict:
+    """One seed's results: run, or read back when an earlier run finished it."""
+    job = seed_job(cfg, seed, out / f"seed{seed}", settings[3])
+    if job.result is not None:
+        return job.result
+    results = run_seed(cfg, seed, demo / f"seed{seed}", out / f"seed{seed}", *settings[:3])
+    return job.finish(results | {"out": str(out / f"seed{seed}")})
+
+
+def finished_elsewhere(cfg: SweepConfig, out: Path, demo_config: dict, skip: set[int]) -> dict[int, dict]:
+    """{seed: results} of the other seeds this sweep has finished (another process or machine);
+    another job's are refused."""
+    return {s: job.result for s in range(cfg.seeds) if s not in skip and (out / f"seed{s}" / "job.json").is_file()
+            and (job := seed_job(cfg, s, out / f"seed{s}", demo_config)).result is not None}
+
+
 def interval(values: list[float]) -> dict:
     """Mean and 95% CI over seeds; one seed: the value, with no interval."""
     if len(values) > 1:
@@ -139,18 +174,21 @@ def aggregate(per_seed: list[dict]) -> dict:
 def run(cfg: SweepConfig) -> dict:
     cfg.validate()
     demo, out, t0 = Path(cfg.demo), Path(cfg.out), time.time()
-    task, sample, n_prompts = demo_settings(demo)
+    settings = demo_settings(demo)
+    task = settings[0]
     prompts = max(cfg.budgets) // (cfg.rsft_rounds * cfg.sample_n)
     if "rsft" in cfg.method_list and prompts > task.n_train:
         raise InputError(f"sweep: rsft at {max(cfg.budgets)} samples needs {prompts} prompts a round; the demo's "
                          f"world has {task.n_train} training prompts (more rounds or a larger sample_n)")
-    missing = next((demo / f"seed{s}" for s in range(cfg.seeds) if not (demo / f"seed{s}" / "rm").is_dir()), None)
+    to_run = [cfg.only_seed] if cfg.only_seed >= 0 else list(range(cfg.seeds))
+    missing = next((demo / f"seed{s}" for s in to_run if not (demo / f"seed{s}" / "rm").is_dir()), None)
     if missing is not None:
         raise InputError(f"sweep: {missing} holds no reward model (rm/): the demo ran fewer seeds than --seeds "
                          f"{cfg.seeds}")
-    per_seed = [run_seed(cfg, s, demo / f"seed{s}", out / f"seed{s}", task, sample, n_prompts)
-                for s in range(cfg.seeds)]
-    results = aggregate(per_seed) | {"config": to_dict(cfg), "wall_time_s": round(time.time() - t0, 1)}
+    done = {s: seed_results(cfg, s, demo, out, settings) for s in to_run}
+    done = dict(sorted((done | finished_elsewhere(cfg, out, settings[3], set(done))).items()))
+    results = aggregate(list(done.values())) | {"seed_list": list(done), "config": to_dict(cfg),
+                                                "wall_time_s": round(time.time() - t0, 1)}
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(out / "results.json")

@@ -32,9 +32,11 @@ from typing import Any
 from rlhfkit import runtime
 from rlhfkit.errors import InputError
 from rlhfkit.tasks.base import TASKS
+from rlhfkit.train.model_card import write_card
 
 # config fields that do not change what a run computes: changing them never blocks a resume
-IGNORED_FIELDS = {"out", "resume", "threads", "checkpoint_every", "max_loss", "max_kl", "json"}
+IGNORED_FIELDS = {"out", "resume", "threads", "checkpoint_every", "max_loss", "max_kl", "json", "report_to",
+                  "log_completions_every"}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja")
 FULL_HASH_BYTES = 64 << 20   # weight files up to this size are hashed whole
@@ -151,6 +153,7 @@ class Job:
     result: dict | None = None      # the recorded result when this job had already finished
     started: float = dataclasses.field(default_factory=time.time)
     defaults: dict = dataclasses.field(default_factory=dict)    # the config's fields at their defaults
+    config: dict = dataclasses.field(default_factory=dict)      # the whole config, for the model card
 
     @classmethod
     def begin(cls, stage: str, cfg: Any, models: dict[str, str] | None = None, data: dict[str, str] | None = None,
@@ -165,7 +168,8 @@ class Job:
         fingerprint = json.loads(json.dumps(fingerprint))    # as it will read back from disk (tuples as lists)
         defaults = json.loads(json.dumps(config_fingerprint(type(cfg)(), set(models) | set(data))))
         job = cls(stage, Path(out if out is not None else cfg.out), fingerprint,
-                  getattr(cfg, "resume", True) if resume is None else resume, defaults=defaults)
+                  getattr(cfg, "resume", True) if resume is None else resume, defaults=defaults,
+                  config=json.loads(json.dumps(dataclasses.asdict(cfg), default=str)))
         job.check()
         return job
 
@@ -226,8 +230,10 @@ class Job:
     def finish(self, result: dict) -> dict:
         """Record the finished job and its result (atomically): a later identical run returns it.
         The result gains `seconds`, the wall time of the process that finished it (a resumed job
-        counts its resumed part)."""
+        counts its resumed part). A saved OUT/model gets its model card (README.md)."""
         result = result | {"seconds": round(time.time() - self.started, 1)}
+        if runtime.is_main() and (self.out / "model" / "config.json").is_file():
+            write_card(self.out / "model", self.stage, self.fingerprint, self.config, result)
         if runtime.is_main():
             tmp = self.out / "job.json.tmp"
             tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "result": result}, indent=1, default=str))

@@ -34,6 +34,7 @@ from rlhfkit.models.attention import use_for_training
 from rlhfkit.models import lora
 from rlhfkit.models.lm import TRAINABLE_FILE, logits_from, recover_atomic, save_atomic, save_model, save_weights
 from rlhfkit.train.job import Job, last_good_checkpoint
+from rlhfkit.train.tracking import Tracker, open_tracker
 
 StepFn = Callable[[Any, list, Any], tuple[torch.Tensor, dict]]
 
@@ -200,8 +201,9 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
     lengths = [length(x) for x in items] if cfg.group_by_length else None
     runner.train()
     stats: dict = {}
-    bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True, disable=not runtime.is_main())
-    with open_log(out / "log.jsonl", step) as log, bar:
+    with (open_log(out / "log.jsonl", step, job, cfg.report_to) as log,      # a tracker not installed stops here
+          tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True,
+               disable=not runtime.is_main()) as bar):
         t0, tokens = time.time(), 0
         while step < total:
             optimizer.zero_grad(set_to_none=True)
@@ -221,7 +223,7 @@ def fit(model, tokenizer, items: list, cfg: TrainConfig, out: Path, *, job: Job,
             if evaluate is not None and (step % max(1, total // 5) == 0 or step == total):
                 stats.update(evaluate())
                 runner.train()
-            log.write(json.dumps(stats) + "\n")
+            log.record(stats)
             log.flush()
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
                 _save_checkpoint(model, tokenizer, optimizer, scheduler, step, out / "checkpoint", job)
@@ -256,12 +258,37 @@ def budget(logs: list[Path] = (), samples: int = 0, reward_calls: int = 0) -> di
     return total
 
 
-def open_log(path: Path, step: int):
+class RunLog:
+    """A run's log.jsonl, one line per step, each also sent to the run's tracker (`report_to`)."""
+
+    def __init__(self, file, tracker: Tracker) -> None:
+        self.file, self.tracker = file, tracker
+
+    def record(self, stats: dict) -> None:
+        self.file.write(json.dumps(stats) + "\n")
+        self.tracker.scalars(stats, int(stats.get("step", 0)))
+
+    def completions(self, rows: list[list], step: int) -> None:
+        self.tracker.completions(rows, step)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def __enter__(self) -> "RunLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+        self.tracker.close()
+
+
+def open_log(path: Path, step: int, job=None, report_to: str = "none") -> RunLog:
     """`log.jsonl` for appending, holding only the lines of steps up to `step` (the checkpoint's):
     lines a killed run wrote after its last checkpoint are dropped, as the resumed run redoes them.
-    Off the main process, a sink."""
+    With `report_to`, each line also goes to that tracker, with the job's config. Off the main
+    process, a sink."""
     if not runtime.is_main():
-        return open(os.devnull, "a")
+        return RunLog(open(os.devnull, "a"), Tracker())
     kept = []
     if step and path.is_file():
         for line in path.read_text().splitlines(keepends=True):
@@ -271,8 +298,9 @@ def open_log(path: Path, step: int):
                 break
             if record.get("step", 0) <= step:
                 kept.append(line if line.endswith("\n") else line + "\n")
+    tracker = open_tracker(report_to, path.parent, job.stage if job else path.parent.name, job.config if job else {})
     path.write_text("".join(kept))
-    return path.open("a")
+    return RunLog(path.open("a"), tracker)
 
 
 def check_step(stage: str, step: int, values: dict[str, float], limits: dict[str, float], context: str,

@@ -28,7 +28,6 @@ the EOS trick gives an answer without EOS `eos_penalty` instead of its reward.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import statistics
 import time
@@ -59,8 +58,8 @@ from rlhfkit.rollout.score import RewardFn, ScoreFn, load_reward, response_value
 from rlhfkit.rollout.types import Experience
 from rlhfkit.tasks.base import TASKS, load_task
 from rlhfkit.train.job import Job, last_good_checkpoint
-from rlhfkit.train.loop import (batch_at, budget, check_step, check_weights, combine_stats, load_weights, open_log,
-                                restore_trainer_state, save_final, trainer_state)
+from rlhfkit.train.loop import (RunLog, batch_at, budget, check_step, check_weights, combine_stats, load_weights,
+                                open_log, restore_trainer_state, save_final, trainer_state)
 
 # (step, prompts, completions, raw reward scores) -> extra stats to log; used by the demo to
 # track the gold judge beside the proxy reward without the trainer ever importing it
@@ -349,10 +348,14 @@ def phase_seconds(clock: list[float]) -> dict[str, float]:
             "seconds_update": updated - scored}
 
 
-def log_iteration(log, bar, stats: dict) -> None:
-    """One line of log.jsonl, and the progress bar's step."""
-    log.write(json.dumps(stats) + "\n")
+def log_iteration(log: RunLog, bar, stats: dict, hp, batch: list, exp: Experience) -> None:
+    """One line of log.jsonl (and the tracker's), the first answers of every `log_completions_every`-th
+    iteration to the tracker, and the progress bar's step."""
+    log.record(stats)
     log.flush()
+    if hp.report_to != "none" and hp.log_completions_every and stats["step"] % hp.log_completions_every == 0:
+        log.completions([[str(batch[i]), exp.texts[i], float(exp.raw_scores[i])] for i in range(min(4, len(batch)))],
+                        stats["step"])
     bar.update(1)
     bar.set_postfix(score=f"{stats['score']:.2f}", kl=f"{stats['kl']:.2f}", ent=f"{stats['entropy']:.2f}",
                     len=f"{stats['length']:.0f}")
@@ -383,8 +386,9 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
     env = load_task(cfg.prompts, cfg.task).environment() if cfg.prompts in TASKS else None
     k = hp.k if entry.grouped else 1
     policy_trains = [p for p in policy.parameters() if p.requires_grad]     # with LoRA: its adapters alone
-    bar = tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True, disable=not runtime.is_main())
-    with open_log(out / "log.jsonl", step) as log, bar:
+    with (open_log(out / "log.jsonl", step, job, hp.report_to) as log,
+          tqdm(total=hp.steps, initial=step, desc=algo, unit="it", dynamic_ncols=True,
+               disable=not runtime.is_main()) as bar):
         stats: dict = {}
         while step < hp.steps:
             clock = [time.time()]
@@ -414,7 +418,7 @@ def run(cfg: RLConfig, reward_fn: RewardFn | None = None, on_step: StepHook | No
             kl.update(stats["kl"], len(batch))
             if on_step is not None:
                 stats.update(on_step(step, batch, exp.texts, exp.raw_scores.tolist()))
-            log_iteration(log, bar, stats)
+            log_iteration(log, bar, stats, hp, batch, exp)
             keep_policy(algo, out, step, hp, policy, tokenizer)
             if hp.checkpoint_every and step % hp.checkpoint_every == 0 and step < hp.steps:
                 _save_checkpoint(out / "checkpoint", policy, value_model, tokenizer, optimizer, scheduler, kl, step,

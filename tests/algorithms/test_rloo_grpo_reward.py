@@ -1,10 +1,13 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from rlhfkit.algorithms import grpo, rloo
+from rlhfkit.algorithms.stats import clipped_surrogate
+from rlhfkit.config import GRPOOptions
 from rlhfkit.algorithms.reward import pairwise_loss, ranking_loss
 
 
@@ -34,6 +37,51 @@ def test_grpo_loss_at_the_reference_is_minus_the_advantage():
     adv = torch.tensor([[1.0, 1.0], [-2.0, -2.0]])
     loss, stats = grpo.clipped_loss(lp, lp, lp, adv, torch.ones(2, 2), beta=0.1)
     assert stats["kl_k3"] == 0.0 and loss.item() == pytest.approx(0.5)   # mean of -1 and +2
+
+
+def test_dr_grpo_advantages_are_not_divided_by_the_group_std():
+    scores = torch.tensor([0.0, 4.0, 1.0, 1.0])
+    assert grpo.group_normalised(scores, torch.ones(4, 1), k=2, scale=False)[:, 0].tolist() == [-2.0, 2.0, 0.0, 0.0]
+    scaled = grpo.group_normalised(scores, torch.ones(4, 1), k=2)[:, 0]      # std of (0, 4) is 2 sqrt 2
+    assert scaled.tolist() == pytest.approx([-2 / (8 ** 0.5 + 1e-4), 2 / (8 ** 0.5 + 1e-4), 0.0, 0.0])
+
+
+def test_loss_aggregations_by_hand():
+    per_token = torch.tensor([[1.0, 3.0], [6.0, 100.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])          # answers of 2 and 1 tokens
+    assert grpo.aggregate(per_token, mask, "seq_mean_token_mean").item() == pytest.approx((2 + 6) / 2)
+    assert grpo.aggregate(per_token, mask, "token_mean").item() == pytest.approx((1 + 3 + 6) / 3)
+    assert grpo.aggregate(per_token, mask, "seq_mean_token_sum_norm").item() == pytest.approx((4 / 2 + 6 / 2) / 2)
+    assert grpo.aggregate(per_token, mask, "seq_mean_token_sum_norm", 4).item() == pytest.approx((4 / 4 + 6 / 4) / 2)
+    exp = SimpleNamespace(action_mask=mask)
+    assert grpo.units(exp, own=GRPOOptions(loss_agg="token_mean")) == 3.0 and grpo.units(exp, own=GRPOOptions()) == 2.0
+
+
+def test_clip_higher_widens_only_the_upper_bound():
+    old = torch.zeros(2, 1)
+    logp = torch.log(torch.tensor([[1.25], [0.7]]))
+    adv, mask = torch.tensor([[1.0], [-1.0]]), torch.ones(2, 1)
+    sym, _ = clipped_surrogate(logp, old, adv, mask, 0.2)
+    high, stats = clipped_surrogate(logp, old, adv, mask, 0.2, clip_high=0.28)
+    # ratio 1.25, A = 1: clipped to 1.2 symmetrically, not under 1.28; ratio 0.7, A = -1: held at 0.8 either way
+    assert sym[:, 0].tolist() == pytest.approx([-1.2, 0.8]) and high[:, 0].tolist() == pytest.approx([-1.25, 0.8])
+    assert stats["clipfrac"] == 0.5
+
+
+def test_gspo_takes_one_ratio_per_answer():
+    old = torch.zeros(1, 3)
+    logp = torch.log(torch.tensor([[2.0, 0.5, 7.0]])).requires_grad_()
+    mask = torch.tensor([[1.0, 1.0, 0.0]])                 # the third column is padding
+    adv = torch.ones(1, 3)
+    token, _ = clipped_surrogate(logp, old, adv, mask, 0.2)
+    assert token[0, :2].tolist() == pytest.approx([-1.2, -0.5])   # 2 clipped to 1.2; 0.5 kept (the min)
+    seq, _ = clipped_surrogate(logp, old, adv, mask, 0.2, level="sequence")
+    assert seq[0, :2].tolist() == pytest.approx([-1.0, -1.0])     # exp(mean(log 2, log 0.5)) = 1
+    loss, _ = grpo.clipped_loss(logp, old, logp.detach(), adv, mask, beta=0.0,
+                                own=GRPOOptions(importance_level="sequence"))
+    loss.backward()
+    # d(-s)/d logp_t = -s / |y| on each action token, nothing on padding
+    assert logp.grad[0].tolist() == pytest.approx([-0.5, -0.5, 0.0])
 
 
 def test_rloo_and_grpo_need_k_of_two():

@@ -1,0 +1,111 @@
+"""Experiment tracking: a run's scalars (the lines of its log.jsonl), sample completions and its
+config, sent to TensorBoard, Trackio or Weights & Biases (`report_to`; none by default).
+
+Each backend's package is imported only when it is chosen (`pip install 'rlhfkit[tensorboard]'`,
+`[trackio]`, `[wandb]`); a missing one stops the run before its first step, in one line. Only the
+main process reports. Runs are named after their output directory, so a resumed run continues the
+same record.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from rlhfkit.errors import InputError
+PROJECT = "rlhfkit"
+COMPLETION_COLUMNS = ["prompt", "completion", "score"]
+
+
+class Tracker:
+    """The `none` backend, and the interface of the others."""
+
+    def scalars(self, stats: dict, step: int) -> None:
+        pass
+
+    def completions(self, rows: list[list], step: int) -> None:
+        """rows: [prompt, completion, score]."""
+
+    def close(self) -> None:
+        pass
+
+
+def numbers(stats: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+class TensorBoard(Tracker):
+    """Event files in OUT/tensorboard (`tensorboard --logdir OUT/tensorboard`)."""
+
+    def __init__(self, out: Path, name: str, config: dict) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+        self.writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+        self.writer.add_text("config", f"{name}\n\n```\n{json.dumps(config, indent=1)}\n```", 0)
+
+    def scalars(self, stats: dict, step: int) -> None:
+        for k, v in numbers(stats).items():
+            self.writer.add_scalar(k, v, step)
+
+    def completions(self, rows: list[list], step: int) -> None:
+        table = ["| " + " | ".join(COMPLETION_COLUMNS) + " |", "|---|---|---|"]
+        table += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+        self.writer.add_text("completions", "\n".join(table), step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Trackio(Tracker):
+    """Trackio's local database (TRACKIO_DIR, else the Hugging Face cache; `trackio show`)."""
+
+    def __init__(self, out: Path, name: str, config: dict) -> None:
+        import trackio
+        self.trackio = trackio
+        with contextlib.redirect_stdout(sys.stderr):      # stdout carries the command's result
+            trackio.init(project=PROJECT, name=name, config=config, resume="allow", embed=False,
+                         auto_log_cpu=False, auto_log_gpu=False)
+
+    def scalars(self, stats: dict, step: int) -> None:
+        self.trackio.log(numbers(stats), step=step)
+
+    def completions(self, rows: list[list], step: int) -> None:
+        self.trackio.log({"completions": self.trackio.Table(columns=COMPLETION_COLUMNS, data=rows)}, step=step)
+
+    def close(self) -> None:
+        with contextlib.redirect_stdout(sys.stderr):
+            self.trackio.finish()
+
+
+class WandB(Tracker):
+    """Weights & Biases (its own login and mode: WANDB_MODE=offline keeps the run local)."""
+
+    def __init__(self, out: Path, name: str, config: dict) -> None:
+        import wandb
+        self.wandb = wandb
+        self.run = wandb.init(project=PROJECT, name=name, id=hashlib.sha1(name.encode()).hexdigest()[:16],
+                              config=config, dir=str(out), resume="allow")
+
+    def scalars(self, stats: dict, step: int) -> None:
+        self.run.log(numbers(stats), step=step)
+
+    def completions(self, rows: list[list], step: int) -> None:
+        self.run.log({"completions": self.wandb.Table(columns=COMPLETION_COLUMNS, data=rows)}, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+BACKENDS = {"tensorboard": (TensorBoard, "tensorboard"), "trackio": (Trackio, "trackio"), "wandb": (WandB, "wandb")}
+
+
+def open_tracker(report_to: str, out: Path, stage: str, config: dict) -> Tracker:
+    if report_to == "none":
+        return Tracker()
+    cls, package = BACKENDS[report_to]
+    if importlib.util.find_spec(package) is None:
+        raise InputError(f"{stage}: report_to {report_to} needs the {package} package: "
+                         f"pip install 'rlhfkit[{report_to}]'")
+    return cls(out, f"{stage}:{out.resolve()}", config)
