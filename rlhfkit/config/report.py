@@ -28,6 +28,9 @@ def trained_as(method: str) -> str:
     return method.removeprefix("gold_")
 
 
+JUDGES = ("rm", "fn", "pairwise")     # `rlhfkit eval --judge KIND:TARGET` on the user's prompts
+
+
 def parse_policies(spec: str) -> dict[str, str]:
     """'a=DIR,b=FILE.jsonl' as {name: path}."""
     out = {}
@@ -43,19 +46,32 @@ def parse_policies(spec: str) -> dict[str, str]:
 
 @dataclass
 class EvalConfig:
-    """`rlhfkit eval`: judge policies on held-out prompts against the reference TL;DRs."""
+    """`rlhfkit eval`: judge policies on held-out prompts: the built-in world's against its reference
+    TL;DRs with the gold judge, or your own (--prompts) with the judge you name (--judge)."""
     policies: str = opt("sft=runs/sft", "comma-separated name=DIR (or name=FILE.jsonl of written answers) pairs, "
                                         "e.g. 'base=models/tldr-base,sft=runs/sft,bon=runs/bon/completions.jsonl'")
     kl_ref: str = opt("runs/sft", "model the KL of each policy is measured against (the SFT policy)")
     out: str = opt("runs/eval", "directory for results.json and report.md", writes="dir")
     n_prompts: int = opt(500, "held-out test prompts to evaluate on", ge=1)
     bootstrap: int = opt(2000, "bootstrap resamples for the 95% confidence intervals", ge=1)
+    prompts: str = opt("", "your own prompts in place of the built-in world: a JSONL / Parquet file or datasets "
+                           "directory with 'prompt' and optionally the reference answer ('reference' or "
+                           "'completion'); the first n_prompts are used; needs --judge")
+    judge: str = opt("", "with --prompts: rm:DIR (a reward model's score), fn:FILE.py:FUNCTION or fn:MODULE:FUNCTION "
+                         "(a Python (prompts, completions) -> scores) or pairwise:DIR (a reward model reading both "
+                         "answers: win probability sigmoid(r - r_baseline))")
     task: TaskConfig = sub(TaskConfig, "the world")
     sample: SampleConfig = sub(SampleConfig, "sampling")
 
     def validate(self) -> None:
         check_fields(self)
-        if self.n_prompts > self.task.n_test:
+        if bool(self.prompts) != bool(self.judge):
+            raise ConfigError("prompts and judge go together: your prompts need a judge (--judge rm:DIR, "
+                              "fn:FILE.py:FUNCTION or pairwise:DIR), and the built-in world has its own")
+        kind, _, target = self.judge.partition(":")
+        if self.judge and (kind not in JUDGES or not target):
+            raise ConfigError(f"judge: expected rm:DIR, fn:FILE.py:FUNCTION or pairwise:DIR, got {self.judge!r}")
+        if not self.prompts and self.n_prompts > self.task.n_test:
             raise ConfigError(f"n_prompts ({self.n_prompts}) exceeds task.n_test ({self.task.n_test})")
         parse_policies(self.policies)
 

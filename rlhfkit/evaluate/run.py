@@ -111,6 +111,9 @@ def evaluate_policy(name: str, path: str, posts: list[Post], refs: list[float], 
 
 def run(cfg: EvalConfig) -> dict:
     cfg.validate()
+    if cfg.prompts:
+        from rlhfkit.evaluate.custom import run_custom
+        return run_custom(cfg)
     posts = make_split(cfg.task.seed, "test", cfg.task.n_test)[: cfg.n_prompts]
     kl_ref, ref_tokenizer = load_causal_lm(cfg.kl_ref) if cfg.kl_ref else (None, None)
     refs = reference_scores(posts, cfg.task)

@@ -23,6 +23,10 @@ from rlhfkit.feedback.models import Answer, Assignment, Campaign, Candidate, Ite
 from rlhfkit.feedback.security import hash_token, new_token
 
 
+# the source of an item the playground made (feedback/playground.py), before the policies' names
+PLAYGROUND_SOURCE = "playground: "
+
+
 def create_campaign(s: Session, name: str, path: str, overlap: int) -> Campaign:
     """A campaign with one item per record of `path`; every record is checked before any is stored."""
     records = []
@@ -61,10 +65,13 @@ def labeler_by_token(s: Session, token: str | None) -> Labeler | None:
 
 
 def progress(s: Session, labeler: Labeler) -> tuple[int, int]:
-    """(answered, total) for a labeler: total counts what they have and what they could still get."""
-    answered = s.scalar(select(func.count(Answer.id)).join(Assignment).where(Assignment.labeler_id == labeler.id))
-    mine = s.scalar(select(func.count(Assignment.id)).where(Assignment.labeler_id == labeler.id))
-    return answered, mine + s.scalar(select(func.count()).select_from(_open_items(s, labeler).subquery()))
+    """(answered, total) of a labeler's campaign work: total counts what they have and what they could
+    still get; their playground comparisons are not part of it."""
+    campaign_items = select(Item.id).where(Item.source.not_like(PLAYGROUND_SOURCE + "%"))
+    mine = select(Assignment.id).where(Assignment.labeler_id == labeler.id, Assignment.item_id.in_(campaign_items))
+    answered = s.scalar(select(func.count(Answer.id)).where(Answer.assignment_id.in_(mine)))
+    return answered, (s.scalar(select(func.count()).select_from(mine.subquery()))
+                      + s.scalar(select(func.count()).select_from(_open_items(s, labeler).subquery())))
 
 
 def _open_items(s: Session, labeler: Labeler):
@@ -148,8 +155,10 @@ def record_answer(s: Session, labeler: Labeler, assignment_id: int, ranking: lis
 
 
 def undo_last(s: Session, labeler: Labeler) -> bool:
-    """Delete the labeler's latest answer, so its item comes back next."""
-    last = s.scalar(select(Answer).join(Assignment).where(Assignment.labeler_id == labeler.id)
+    """Delete the labeler's latest campaign answer, so its item comes back next (a playground pick
+    has no item to come back to: it stays)."""
+    last = s.scalar(select(Answer).join(Assignment).join(Item, Assignment.item_id == Item.id)
+                    .where(Assignment.labeler_id == labeler.id, Item.source.not_like(PLAYGROUND_SOURCE + "%"))
                     .order_by(Answer.id.desc()))
     if last is None:
         return False

@@ -34,8 +34,13 @@ def serve(cfg: LabelServeConfig) -> None:
     if cfg.reward_model:
         from rlhfkit.evaluate.agreement import reward_model_scorer
         scorers["reward model"] = reward_model_scorer(cfg.reward_model)
+    playground = None
+    if cfg.policies:
+        from rlhfkit.config import parse_policies
+        from rlhfkit.feedback.playground import Playground
+        playground = Playground(parse_policies(cfg.policies), cfg.play_temperature, cfg.play_max_new_tokens)
     app = create_app(cfg.db, token, scorers=scorers, base_url=cfg.public_url, create=cfg.create,
-                     pool_size=cfg.pool_size, max_body_bytes=cfg.max_body_kb * 1024)
+                     pool_size=cfg.pool_size, max_body_bytes=cfg.max_body_kb * 1024, playground=playground)
     if not cfg.admin_token:
         print(f"admin token: {token}", file=sys.stderr)
     print(f"admin pages: {cfg.public_url}/admin/login?token={token}", file=sys.stderr)

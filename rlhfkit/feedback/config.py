@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from rlhfkit.config import ConfigError, SampleConfig, TaskConfig, check_fields, opt, sub
+from rlhfkit.config import ConfigError, SampleConfig, TaskConfig, check_fields, opt, parse_policies, sub
 
 
 def _check_db(db: str) -> None:
@@ -36,11 +36,18 @@ class LabelServeConfig:
                            "larger gets 413", ge=1)
     reward_model: str = opt("", "a reward model the labels are held against on the stats page (optional)")
     gold: bool = opt(False, "also hold the labels against the built-in world's gold judge (its prompts only)")
+    policies: str = opt("", "two policies for the playground page (/play), a=DIR,b=DIR, loaded once: a signed-in "
+                            "person's prompt gets both answers side by side and their pick is stored as a "
+                            "comparison (empty: no playground)")
+    play_temperature: float = opt(0.7, "the playground's sampling temperature", gt=0)
+    play_max_new_tokens: int = opt(64, "the playground's longest answer, in tokens", ge=1)
     task: TaskConfig = sub(TaskConfig, "the world, with --gold")
 
     def validate(self) -> None:
         check_fields(self)
         _check_db(self.db)
+        if self.policies and len(parse_policies(self.policies)) != 2:
+            raise ConfigError(f"policies: the playground compares two policies, a=DIR,b=DIR; got {self.policies!r}")
         if self.base_url:
             _check_base_url(self.base_url)
 

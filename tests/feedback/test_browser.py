@@ -74,3 +74,47 @@ def test_rank_three_items_in_a_browser_then_train_on_the_export(tmp_path, server
                            "--train.batch_size", "1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len((tmp_path / "rm" / "log.jsonl").read_text().splitlines()) == 9      # 3 rankings x 3 epochs
+
+
+def test_the_playground_in_a_browser(tmp_path, server_for, tiny_model_dir):
+    """Type a prompt, both policies answer (the page reloads itself meanwhile), pick the left one,
+    continue the conversation; both picks are in the export. RLHFKIT_PLAY_POLICIES (a=DIR,b=DIR)
+    shows other policies, for the README's screenshot (RLHFKIT_PLAY_SCREENSHOT)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    rollouts = tmp_path / "rollouts.jsonl"
+    rollouts.write_text(json.dumps({"prompt": "p", "completions": ["a", "b"]}) + "\n")
+    db = f"sqlite:///{tmp_path / 'labels.db'}"
+    engine = make_engine(db)
+    init_schema(engine)
+    with Session(engine) as s:
+        campaign_id = campaigns.create_campaign(s, "play", str(rollouts), overlap=1).id
+        token = campaigns.invite(s, campaign_id, "person")
+    policies = os.environ.get("RLHFKIT_PLAY_POLICIES", f"sft={tiny_model_dir},ppo={tiny_model_dir}")
+    server = server_for(db, "--policies", policies, "--play_max_new_tokens", "48")
+    prompt = os.environ.get("RLHFKIT_PLAY_PROMPT", "POST: our dog <b>ran</b> away. TL;DR:")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 620})
+        console = []
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(f"{server.url}/join/{token}")
+        page.goto(f"{server.url}/play")
+        page.fill("#message", prompt)
+        page.click("#send")
+        page.wait_for_selector("#pick-left", timeout=60_000)     # after the reloads while the answers are written
+        assert page.text_content("#prompt") == prompt            # the markup in it shown as text
+        if os.environ.get("RLHFKIT_PLAY_SCREENSHOT"):
+            page.screenshot(path=os.environ["RLHFKIT_PLAY_SCREENSHOT"])
+        page.click("#pick-left")
+        page.wait_for_selector("text=left was better")
+        page.fill("#message", "And then?")
+        page.click("#send")
+        page.wait_for_selector("#pick-right", timeout=60_000)
+        page.click("#pick-right")
+        page.wait_for_selector("text=right was better")
+        browser.close()
+    assert not [m for m in console if "Content Security Policy" in m], console
+    export = httpx.get(f"{server.url}/admin/campaigns/{campaign_id}/export", headers={"Authorization": "Bearer adm"}).text
+    records = [json.loads(line) for line in export.splitlines()]
+    assert [r["prompt"].endswith("And then?") for r in records] == [False, True]
+    assert all(len(r["completions"]) == 2 and r["labeler"] == "person" for r in records)
