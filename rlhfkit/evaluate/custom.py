@@ -152,7 +152,8 @@ def _ci(x: dict) -> str:
 def report(results: dict) -> str:
     task = results["task"]
     rows = [[name, _ci(m["score_mean"]), _ci(m["winrate_vs_baseline"]), fmt(m["kl_to_ref"], 2),
-             fmt(m["length_mean"], 1), fmt(m["no_eos"], 2), str(m["n_prompts"])] for name, m in results["methods"].items()]
+             fmt(m["length_mean"], 1), fmt(m["no_eos"], 2), str(m["n_prompts"])]
+            for name, m in results["methods"].items()]
     header = ["policy", "mean score [95% CI]", f"win rate vs {task['baseline']} [95% CI]", "KL to --kl_ref",
               "mean length", "no EOS", "prompts"]
     return (f"# rlhfkit eval on {task['prompts']}\n\nJudge: `{task['judge']}`; baseline: {task['baseline']}. "

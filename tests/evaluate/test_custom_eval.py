@@ -35,7 +35,8 @@ def files(tmp_path):
 def test_a_function_judge_against_the_references_by_hand(files, tiny_model_dir, tmp_path):
     files["judge"].write_text("def words(prompts, completions):\n    return [len(c.split()) for c in completions]\n")
     results = evaluate.run(EvalConfig(prompts=files["prompts"], judge=f"fn:{files['judge']}:words",
-                                      policies=f"short={files['short']},long={files['long']}", kl_ref=str(tiny_model_dir),
+                                      policies=f"short={files['short']},long={files['long']}",
+                                      kl_ref=str(tiny_model_dir),
                                       out=str(tmp_path / "eval"), bootstrap=200))
     short, long = results["methods"]["short"], results["methods"]["long"]
     # short against 2, 3, 1, 0 words: loses, wins, wins, wins; long (3 words): wins, ties, wins, wins

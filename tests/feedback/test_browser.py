@@ -20,18 +20,22 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-def test_rank_three_items_in_a_browser_then_train_on_the_export(tmp_path, server_for, tiny_model_dir):
-    sync_api = pytest.importorskip("playwright.sync_api")
+def campaign(tmp_path, rows: list[dict]) -> tuple[str, int, str]:
+    """A new database holding a campaign of `rows` and one invited person: (db URL, campaign id, token)."""
     rollouts = tmp_path / "rollouts.jsonl"
-    rollouts.write_text("".join(json.dumps({"prompt": f"post {i}: we ordered pizza. tl;dr:",
-                                            "completions": [f"we ordered pizza {i}", "pizza", "<b>not bold</b>"]}) + "\n"
-                                for i in range(3)))
+    rollouts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     db = f"sqlite:///{tmp_path / 'labels.db'}"
     engine = make_engine(db)
     init_schema(engine)
     with Session(engine) as s:
         campaign_id = campaigns.create_campaign(s, "browser", str(rollouts), overlap=1).id
-        token = campaigns.invite(s, campaign_id, "person")
+        return db, campaign_id, campaigns.invite(s, campaign_id, "person")
+
+
+def test_rank_three_items_in_a_browser_then_train_on_the_export(tmp_path, server_for, tiny_model_dir):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    db, campaign_id, token = campaign(tmp_path, [{"prompt": f"post {i}: we ordered pizza. tl;dr:", "completions": [
+        f"we ordered pizza {i}", "pizza", "<b>not bold</b>"]} for i in range(3)])
     server = server_for(db)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -81,14 +85,7 @@ def test_the_playground_in_a_browser(tmp_path, server_for, tiny_model_dir):
     continue the conversation; both picks are in the export. RLHFKIT_PLAY_POLICIES (a=DIR,b=DIR)
     shows other policies, for the README's screenshot (RLHFKIT_PLAY_SCREENSHOT)."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    rollouts = tmp_path / "rollouts.jsonl"
-    rollouts.write_text(json.dumps({"prompt": "p", "completions": ["a", "b"]}) + "\n")
-    db = f"sqlite:///{tmp_path / 'labels.db'}"
-    engine = make_engine(db)
-    init_schema(engine)
-    with Session(engine) as s:
-        campaign_id = campaigns.create_campaign(s, "play", str(rollouts), overlap=1).id
-        token = campaigns.invite(s, campaign_id, "person")
+    db, campaign_id, token = campaign(tmp_path, [{"prompt": "p", "completions": ["a", "b"]}])
     policies = os.environ.get("RLHFKIT_PLAY_POLICIES", f"sft={tiny_model_dir},ppo={tiny_model_dir}")
     server = server_for(db, "--policies", policies, "--play_max_new_tokens", "48")
     prompt = os.environ.get("RLHFKIT_PLAY_PROMPT", "POST: our dog <b>ran</b> away. TL;DR:")

@@ -119,7 +119,8 @@ def test_generation_runs_off_the_request_thread(tmp_path):
         seen.append(threading.current_thread().name)
         release.wait(10)
         return name
-    app = create_app(f"sqlite:///{tmp_path / 'l.db'}", ADMIN, playground=Playground({"a": "x", "b": "y"}, generate=slow))
+    app = create_app(f"sqlite:///{tmp_path / 'l.db'}", ADMIN,
+                     playground=Playground({"a": "x", "b": "y"}, generate=slow))
     with app.state.sessions() as s:
         c = campaigns.create_campaign(s, "t", str(_rollouts(tmp_path)), overlap=1)
         token = campaigns.invite(s, c.id, "ann")
