@@ -219,6 +219,8 @@ class ConversationDemoConfig:
     pref: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=2.0, warmup_steps=10),
                             "optimisation of turn_dpo and conv_dpo (batch_size counts rankings)")
     dpo_beta: float = opt(0.1, "dpo's beta", gt=0)
+    report_to: str = opt("none", "experiment tracking for every stage the experiment trains: none, tensorboard, "
+                                 "trackio or wandb", choices=REPORT_TO)
     sl: TrainConfig = sub(lambda: TrainConfig(lr=1e-4, batch_size=16, epochs=2.0, warmup_steps=10),
                           "optimisation of turn_rsft and conv_rsft")
     sample: SampleConfig = sub(lambda: SampleConfig(max_new_tokens=96),

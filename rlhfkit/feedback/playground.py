@@ -25,6 +25,11 @@ from rlhfkit.feedback.models import Answer, Assignment, Campaign, Candidate, Ite
 
 CHOICES = ("left", "right", "tie")
 MAX_JOBS = 1000          # unanswered comparisons kept in memory; the oldest go first
+MAX_OPEN_PER_LABELER = 4     # a person's unanswered comparisons: more waits (429), so one cannot crowd out the rest
+
+
+class Busy(Exception):
+    """The labeler already has MAX_OPEN_PER_LABELER comparisons waiting."""
 
 
 @dataclass
@@ -48,13 +53,16 @@ class Playground:
         self.lock = threading.Lock()
 
     def start(self, labeler: Labeler, prompt: str) -> str:
-        """Queue both policies' answers to `prompt`; returns the job's id."""
+        """Queue both policies' answers to `prompt`; returns the job's id. Busy when the person has
+        MAX_OPEN_PER_LABELER comparisons waiting already."""
         job = secrets.token_urlsafe(12)
         order = random.sample(range(2), 2)
-        future = self.worker.submit(lambda: [self.generate(name, prompt) for name in self.names])
         with self.lock:
+            if sum(c.labeler_id == labeler.id for c in self.jobs.values()) >= MAX_OPEN_PER_LABELER:
+                raise Busy(f"{MAX_OPEN_PER_LABELER} comparisons of yours are waiting: pick in those first")
             while len(self.jobs) >= MAX_JOBS:
-                self.jobs.pop(next(iter(self.jobs)))
+                self.jobs.pop(next(iter(self.jobs))).answers.cancel()
+            future = self.worker.submit(lambda: [self.generate(name, prompt) for name in self.names])
             self.jobs[job] = Comparison(labeler.id, prompt, order, future)
         return job
 
@@ -67,13 +75,22 @@ class Playground:
         """What the page shows: the prompt and, once ready, the two answers in display order (not whose)."""
         if not c.answers.done():
             return {"status": "pending", "prompt": c.prompt}
+        if c.answers.exception() is not None:
+            return {"status": "failed", "prompt": c.prompt, "error": f"{type(c.answers.exception()).__name__}: "
+                                                                      f"{c.answers.exception()}"}
         answers = c.answers.result()
         return {"status": "done", "prompt": c.prompt, "answers": [answers[i] for i in c.order]}
+
+    def drop(self, labeler: Labeler, job: str) -> None:
+        """Forget a comparison of this person's (one that failed, or one they leave)."""
+        with self.lock:
+            if job in self.jobs and self.jobs[job].labeler_id == labeler.id:
+                self.jobs.pop(job).answers.cancel()
 
     def pick(self, s: Session, labeler: Labeler, job: str, choice: str) -> dict:
         """Store the comparison and the pick; returns the answer's id and the policies in display order."""
         c = self.get(labeler, job)
-        if c is None or not c.answers.done():
+        if c is None or self.view(c)["status"] != "done":
             raise campaigns.AnswerError("no such comparison ready for you")
         if choice not in CHOICES:
             raise campaigns.AnswerError(f"choice must be one of {', '.join(CHOICES)}")
@@ -90,7 +107,10 @@ class Playground:
         assignment = Assignment(item_id=item.id, labeler_id=labeler.id, positions=shown)
         s.add(assignment)
         s.flush()
-        ranking = [shown] if choice == "tie" else [[shown[CHOICES.index(choice)]], [shown[1 - CHOICES.index(choice)]]]
+        # the same text twice holds no preference, whichever side was picked (rm refuses such twins)
+        same = item.candidates[0].text == item.candidates[1].text
+        ranking = [shown] if choice == "tie" or same else [[shown[CHOICES.index(choice)]],
+                                                           [shown[1 - CHOICES.index(choice)]]]
         answer = Answer(assignment_id=assignment.id, ranking=ranking)
         s.add(answer)
         s.commit()

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from rlhfkit.config import ConversationDemoConfig, DPOConfig, RLConfig, RMConfig, SampleConfig, SFTConfig, to_dict
+from rlhfkit.config.report import spread_report_to
 from rlhfkit.data.collate import IGNORE, conversation_tokens, encode_conversation, pad_batch
 from rlhfkit.data.records import Conversation, Span, episode_record, write_jsonl
 from rlhfkit.models.heads import load_reward_model, sequence_rewards
@@ -47,6 +48,7 @@ from rlhfkit.tasks.conversation.labelers import (CONVERSATION_LABELERS, TURN_LAB
                                                  rank_turns)
 from rlhfkit.tasks.conversation.task import ConversationTask
 from rlhfkit.train import preference, reward_model, rl, sft
+from rlhfkit.train.job import config_fingerprint
 
 
 # ---- Conversations as the experiment handles them -------------------------------------------
@@ -356,8 +358,9 @@ def selection_ceiling(cfg: ConversationDemoConfig, task: ConversationTask, d: Pa
 
 # ---- One dose, one seed ------------------------------------------------------------------------
 def seed_fingerprint(cfg: ConversationDemoConfig, events: int, seed: int) -> dict:
-    """What one dose and seed's results depend on: the config but the run's own list of doses and seeds."""
-    return {k: v for k, v in to_dict(cfg).items() if k not in ("out", "resume", "events", "seeds")} | \
+    """What one dose and seed's results depend on: the config but the run's own list of doses and seeds
+    and the fields no job's identity counts (out, resume, threads, tracking...)."""
+    return {k: v for k, v in config_fingerprint(cfg, set()).items() if k not in ("events", "seeds")} | \
         {"dose": events, "seed": seed}
 
 
@@ -407,6 +410,7 @@ def run_seed(cfg: ConversationDemoConfig, events: int, seed: int, d: Path) -> di
 
 def run(cfg: ConversationDemoConfig) -> dict:
     cfg.validate()
+    cfg = spread_report_to(cfg)
     out, t0 = Path(cfg.out), time.time()
     per_dose: dict[int, list[dict]] = {e: [] for e in cfg.doses}
     for seed in range(cfg.seeds):      # seed-major: a sweep cut short still has every dose

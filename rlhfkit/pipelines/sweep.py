@@ -24,6 +24,7 @@ every seed finished so far.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from dataclasses import replace
@@ -42,7 +43,7 @@ from rlhfkit.tasks.tldr import oracle
 from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.train import best_of_n as bon
 from rlhfkit.train import rejection, rl
-from rlhfkit.train.job import Job
+from rlhfkit.train.job import Job, without_ignored
 
 # the demo's options that shape what the sweep starts from and evaluates on
 START_FIELDS = ("base_model", "task", "sft", "label_budget", "label_k", "label_temperature", "rm", "rm_readout",
@@ -57,7 +58,7 @@ def demo_settings(demo: Path) -> tuple[TaskConfig, SampleConfig, int, dict]:
     except (OSError, ValueError, KeyError):
         raise InputError(f"sweep: {demo} holds no finished `rlhfkit demo` (its results.json with the config); "
                          f"run the demo first, or give --demo DIR") from None
-    start = {k: config.get(k) for k in START_FIELDS}
+    start = without_ignored({k: config.get(k) for k in START_FIELDS})
     return TaskConfig(**config["task"]), SampleConfig(**config["eval"]), config["n_prompts"], start
 
 
@@ -126,7 +127,9 @@ def seed_results(cfg: SweepConfig, seed: int, demo: Path, out: Path, settings: t
     if job.result is not None:
         return job.result
     results = run_seed(cfg, seed, demo / f"seed{seed}", out / f"seed{seed}", *settings[:3])
-    return job.finish(results | {"out": str(out / f"seed{seed}")})
+    # "out" the job's own directory, wherever the sweep lies: a seed's record copied in from another
+    # machine, or a sweep directory moved, stays finished
+    return job.finish(results | {"out": "."})
 
 
 def finished_elsewhere(cfg: SweepConfig, out: Path, demo_config: dict, skip: set[int]) -> dict[int, dict]:
@@ -189,7 +192,7 @@ def run(cfg: SweepConfig) -> dict:
     done = dict(sorted((done | finished_elsewhere(cfg, out, settings[3], set(done))).items()))
     results = aggregate(list(done.values())) | {"seed_list": list(done), "config": to_dict(cfg),
                                                 "wall_time_s": round(time.time() - t0, 1)}
-    tmp = out / "results.json.tmp"
+    tmp = out / f"results.json.{os.getpid()}.tmp"      # seeds finishing in several processes at once
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(out / "results.json")
     write_sweep_report(out, results)

@@ -95,12 +95,15 @@ def data_fingerprint(spec: str) -> dict:
             "sha256": hashlib.sha256("".join(_sha256_file(f) for f in files).encode()).hexdigest()}
 
 
+def without_ignored(d: dict, paths: set[str] = frozenset()) -> dict:
+    """A config dict, at every level, minus the fields that do not change the result and `paths`."""
+    return {k: without_ignored(v, paths) if isinstance(v, dict) else v for k, v in d.items()
+            if k not in IGNORED_FIELDS and k not in paths}
+
+
 def config_fingerprint(cfg: Any, paths: set[str]) -> dict:
     """The config's fields minus those that do not change the result and the paths (hashed apart)."""
-    def strip(d: dict) -> dict:
-        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items()
-                if k not in IGNORED_FIELDS and k not in paths}
-    return strip(dataclasses.asdict(cfg))
+    return without_ignored(dataclasses.asdict(cfg), paths)
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -174,14 +177,17 @@ class Job:
         return job
 
     def same(self, theirs: dict | None) -> bool:
-        """Whether a recorded fingerprint is this job's (an older rlhfkit's, fields added since aside)."""
-        return theirs is not None and by_content(with_added_fields(theirs, self.defaults)) == by_content(self.fingerprint)
+        """Whether a recorded fingerprint is this job's (an older rlhfkit's, fields added since aside, and
+        fields that change no result wherever they sit: an older record may hold them)."""
+        return theirs is not None and (without_ignored(by_content(with_added_fields(theirs, self.defaults)))
+                                       == without_ignored(by_content(self.fingerprint)))
 
     def _refuse(self, what: Path, theirs: dict | None) -> None:
         if theirs is None:
             why = "it records no fingerprint (written by an older rlhfkit or another tool)"
         else:
-            diff = differences(by_content(with_added_fields(theirs, self.defaults)), by_content(self.fingerprint))
+            diff = differences(without_ignored(by_content(with_added_fields(theirs, self.defaults))),
+                               without_ignored(by_content(self.fingerprint)))
             why = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "") + " differ"
         raise JobMismatch(f"{self.stage}: {what} belongs to another job ({why}); run with --resume false to "
                           f"start over in {self.out}, or choose another --out")

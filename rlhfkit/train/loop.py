@@ -298,9 +298,15 @@ def open_log(path: Path, step: int, job=None, report_to: str = "none") -> RunLog
                 break
             if record.get("step", 0) <= step:
                 kept.append(line if line.endswith("\n") else line + "\n")
-    tracker = open_tracker(report_to, path.parent, job.stage if job else path.parent.name, job.config if job else {})
     path.write_text("".join(kept))
-    return RunLog(path.open("a"), tracker)
+    file = path.open("a")
+    try:
+        tracker = open_tracker(report_to, path.parent, job.stage if job else path.parent.name,
+                               job.config if job else {}, fresh=step == 0)
+    except BaseException:
+        file.close()
+        raise
+    return RunLog(file, tracker)
 
 
 def check_step(stage: str, step: int, values: dict[str, float], limits: dict[str, float], context: str,

@@ -3,8 +3,8 @@ config, sent to TensorBoard, Trackio or Weights & Biases (`report_to`; none by d
 
 Each backend's package is imported only when it is chosen (`pip install 'rlhfkit[tensorboard]'`,
 `[trackio]`, `[wandb]`); a missing one stops the run before its first step, in one line. Only the
-main process reports. Runs are named after their output directory, so a resumed run continues the
-same record.
+main process reports. A run is named after its stage, its output directory and an id kept in
+OUT/tracker_run.txt: a resumed run continues its record, a run started over gets a new one.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import secrets
 import sys
 from pathlib import Path
 
@@ -38,11 +39,11 @@ def numbers(stats: dict) -> dict[str, float]:
 
 
 class TensorBoard(Tracker):
-    """Event files in OUT/tensorboard (`tensorboard --logdir OUT/tensorboard`)."""
+    """Event files in OUT/tensorboard/<run id> (`tensorboard --logdir OUT/tensorboard`)."""
 
     def __init__(self, out: Path, name: str, config: dict) -> None:
         from torch.utils.tensorboard import SummaryWriter
-        self.writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+        self.writer = SummaryWriter(log_dir=str(out / "tensorboard" / name.rpartition(":")[2]))
         self.writer.add_text("config", f"{name}\n\n```\n{json.dumps(config, indent=1)}\n```", 0)
 
     def scalars(self, stats: dict, step: int) -> None:
@@ -101,11 +102,24 @@ class WandB(Tracker):
 BACKENDS = {"tensorboard": (TensorBoard, "tensorboard"), "trackio": (Trackio, "trackio"), "wandb": (WandB, "wandb")}
 
 
-def open_tracker(report_to: str, out: Path, stage: str, config: dict) -> Tracker:
+RUN_ID_FILE = "tracker_run.txt"
+
+
+def run_id(out: Path, fresh: bool) -> str:
+    """The run's id in its tracker: a new one for a run from its first step, else the recorded one."""
+    path = out / RUN_ID_FILE
+    if not fresh and path.is_file():
+        return path.read_text().strip()
+    rid = secrets.token_hex(4)
+    path.write_text(rid + "\n")
+    return rid
+
+
+def open_tracker(report_to: str, out: Path, stage: str, config: dict, fresh: bool = True) -> Tracker:
     if report_to == "none":
         return Tracker()
     cls, package = BACKENDS[report_to]
     if importlib.util.find_spec(package) is None:
         raise InputError(f"{stage}: report_to {report_to} needs the {package} package: "
                          f"pip install 'rlhfkit[{report_to}]'")
-    return cls(out, f"{stage}:{out.resolve()}", config)
+    return cls(out, f"{stage}:{out.resolve()}:{run_id(out, fresh)}", config)

@@ -171,3 +171,38 @@ def test_serve_takes_two_policies_for_the_playground():
     for bad in ("sft=a", "a=x,b=y,c=z"):
         with pytest.raises(ConfigError, match="the playground compares two policies"):
             LabelServeConfig(policies=bad).validate()
+
+
+def _app_with(tmp_path, generate):
+    app = create_app(f"sqlite:///{tmp_path / 'g.db'}", ADMIN, playground=Playground({"a": "x", "b": "y"},
+                                                                                  generate=generate))
+    with app.state.sessions() as s:
+        c = campaigns.create_campaign(s, "t", str(_rollouts(tmp_path)), overlap=1)
+        app.state.campaign_id = c.id
+        token = campaigns.invite(s, c.id, "ann")
+    return app, TestClient(app, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_failed_generation_is_said_once_and_a_person_cannot_crowd_the_queue(tmp_path):
+    def fails(name, prompt):
+        if prompt == "too long":
+            raise ValueError("the prompt leaves no room in the context")
+        return "same answer"
+    app, client = _app_with(tmp_path, fails)
+    job = client.post("/api/play", json={"prompt": "too long"}).json()["job"]
+    app.state.playground.jobs[job].answers.exception(timeout=10)
+    view = client.get(f"/api/play/{job}").json()
+    assert view["status"] == "failed" and "no room" in view["error"]
+    assert client.get(f"/api/play/{job}").status_code == 404              # forgotten once said
+    jobs = [client.post("/api/play", json={"prompt": f"p{i}"}) for i in range(5)]
+    assert [r.status_code for r in jobs] == [202] * 4 + [429]
+
+
+def test_the_same_answer_twice_is_stored_as_a_tie(tmp_path):
+    app, client = _app_with(tmp_path, lambda name, prompt: "same answer")
+    job = client.post("/api/play", json={"prompt": "twins"}).json()["job"]
+    app.state.playground.jobs[job].answers.result(timeout=10)
+    assert client.post(f"/api/play/{job}/pick", json={"choice": "left"}).status_code == 201
+    with app.state.sessions() as s:
+        answer = s.query(Answer).one()
+        assert len(answer.ranking) == 1 and not campaigns.export_records(s, app.state.campaign_id)

@@ -23,12 +23,13 @@ def test_tensorboard_holds_every_logged_scalar_and_the_config(tiny_model_dir, tm
     rlhfkit.sft(SFTConfig(model=str(tiny_model_dir), out=str(out), task=TaskConfig(n_train=64, n_valid=16, n_test=16),
                           train=TrainConfig(batch_size=16, epochs=1.0, warmup_steps=1, report_to="tensorboard")))
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0}).Reload()
+    rid = (out / "tracker_run.txt").read_text().strip()
+    events = EventAccumulator(str(out / "tensorboard" / rid), size_guidance={"scalars": 0, "tensors": 0}).Reload()
     losses = [(e.step, e.value) for e in events.Scalars("loss")]
     assert losses == [(r["step"], pytest.approx(r["loss"], rel=1e-6)) for r in log] and len(losses) == 4
     assert {"lr", "grad_norm", "tok_per_s"} <= set(events.Tags()["scalars"])
     config = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert '"batch_size": 16' in config and f"sft:{out.resolve()}" in config
+    assert '"batch_size": 16' in config and f"sft:{out.resolve()}:{rid}" in config
 
 
 def test_trackio_gets_rl_scalars_and_sample_answers_offline(tiny_model_dir, tmp_path):
@@ -42,7 +43,8 @@ def test_trackio_gets_rl_scalars_and_sample_answers_offline(tiny_model_dir, tmp_
     read = ("import json, sys; from trackio.sqlite_storage import SQLiteStorage as S; "
             "print(json.dumps([S.get_logs('rlhfkit', sys.argv[1]), S.get_run_config('rlhfkit', sys.argv[1])], "
             "default=str))")
-    proc = subprocess.run([sys.executable, "-c", read, f"rloo:{out.resolve()}"], capture_output=True, text=True,
+    name = f"rloo:{out.resolve()}:{(out / 'tracker_run.txt').read_text().strip()}"
+    proc = subprocess.run([sys.executable, "-c", read, name], capture_output=True, text=True,
                           env=env, timeout=120, check=True)
     logs, config = json.loads(proc.stdout.splitlines()[-1])
     lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]

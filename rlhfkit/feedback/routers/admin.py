@@ -28,9 +28,10 @@ def login(request: Request, token: str) -> RedirectResponse:
 def _overview(db) -> list[dict]:
     rows = []
     for c in db.scalars(select(Campaign).order_by(Campaign.id)):
-        items = db.scalar(select(func.count(Item.id)).where(Item.campaign_id == c.id))
-        answers = db.scalar(select(func.count(Answer.id)).join(Assignment).join(Item)
-                            .where(Item.campaign_id == c.id))
+        # playground picks are answers of the campaign, but no item of its work
+        work = (Item.campaign_id == c.id, Item.source.not_like(campaigns.PLAYGROUND_SOURCE + "%"))
+        items = db.scalar(select(func.count(Item.id)).where(*work))
+        answers = db.scalar(select(func.count(Answer.id)).join(Assignment).join(Item).where(*work))
         labelers = db.scalar(select(func.count(Labeler.id)).where(Labeler.campaign_id == c.id))
         rows.append({"id": c.id, "name": c.name, "items": items, "overlap": c.overlap, "answers": answers,
                      "needed": items * c.overlap, "labelers": labelers})

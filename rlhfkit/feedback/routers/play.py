@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from rlhfkit.feedback import campaigns
 from rlhfkit.feedback.deps import DB, CsrfField, CurrentLabeler, check_csrf, labeler_token
-from rlhfkit.feedback.playground import Playground
+from rlhfkit.feedback.playground import Busy, Playground
 from rlhfkit.feedback.security import csrf_token
 
 router = APIRouter()
@@ -49,8 +49,15 @@ def play_page(request: Request, labeler: CurrentLabeler, context: str = ""):
 def start(request: Request, labeler: CurrentLabeler, csrf: CsrfField = None, message: str = Form(""),
           context: str = Form("")) -> RedirectResponse:
     check_csrf(request, labeler_token(request), csrf)
-    job = playground(request).start(labeler, prompt_of(context, message))
+    job = _started(playground(request), labeler, prompt_of(context, message))
     return RedirectResponse(f"/play/{job}", status_code=303)
+
+
+def _started(p: Playground, labeler, prompt: str) -> str:
+    try:
+        return p.start(labeler, prompt)
+    except Busy as e:
+        raise HTTPException(429, str(e)) from None
 
 
 @router.get("/play/{job}", response_class=HTMLResponse)
@@ -60,6 +67,8 @@ def comparison_page(request: Request, job: str, labeler: CurrentLabeler):
     if c is None:
         raise HTTPException(404, "no such comparison (answered already, or not yours)")
     view = p.view(c)
+    if view["status"] == "failed":        # shown once, then forgotten: the person can ask again
+        p.drop(labeler, job)
     response = page(request, labeler, job=job, **view)
     if view["status"] == "pending":
         response.headers["Refresh"] = "1"      # ask again in a second: the answers are being written
@@ -72,8 +81,8 @@ def pick(request: Request, job: str, labeler: CurrentLabeler, db: DB, csrf: Csrf
     check_csrf(request, labeler_token(request), csrf)
     p = playground(request)
     c = p.get(labeler, job)
-    view = p.view(c) if c is not None else None
     stored = _picked(p, db, labeler, job, choice)
+    view = p.view(c)                  # after the pick, which needs the answers written
     chosen = view["answers"][0 if choice == "left" else 1] if choice != "tie" else view["answers"][0]
     return page(request, labeler, picked=choice, revealed=stored["policies"], prompt=view["prompt"],
                 answers=view["answers"], context=f"{view['prompt']}{chosen}")
@@ -101,7 +110,7 @@ class PickIn(BaseModel):
 @router.post("/api/play", status_code=202)
 def api_start(body: PlayIn, request: Request, labeler: CurrentLabeler) -> dict:
     check_csrf(request, labeler_token(request), request.headers.get("x-csrf-token"))
-    return {"job": playground(request).start(labeler, prompt_of(body.context, body.prompt))}
+    return {"job": _started(playground(request), labeler, prompt_of(body.context, body.prompt))}
 
 
 @router.get("/api/play/{job}")
@@ -110,7 +119,10 @@ def api_view(job: str, request: Request, labeler: CurrentLabeler) -> dict:
     c = p.get(labeler, job)
     if c is None:
         raise HTTPException(404, "no such comparison (answered already, or not yours)")
-    return p.view(c)
+    view = p.view(c)
+    if view["status"] == "failed":
+        p.drop(labeler, job)
+    return view
 
 
 @router.post("/api/play/{job}/pick", status_code=201)
