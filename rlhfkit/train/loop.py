@@ -274,12 +274,15 @@ class RunLog:
     def flush(self) -> None:
         self.file.flush()
 
+    def close(self) -> None:
+        self.file.close()
+        self.tracker.close()
+
     def __enter__(self) -> "RunLog":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.file.close()
-        self.tracker.close()
+        self.close()
 
 
 def open_log(path: Path, step: int, job=None, report_to: str = "none") -> RunLog:
