@@ -1,6 +1,7 @@
 """A person's session in a real browser (Debian's Chromium driven by Playwright): open the invite
 link, rank three items with the mouse and with keys, then train a reward model on the export.
 Skipped where Chromium is not installed (`.ci/run` installs it)."""
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,17 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
+@contextlib.contextmanager
+def chromium_page(sync_api, height: int, console: list[str]):
+    """A page of a fresh Chromium, its console messages collected into `console`."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": height})
+        page.on("console", lambda m: console.append(m.text))
+        yield page
+        browser.close()
+
+
 def campaign(tmp_path, rows: list[dict]) -> tuple[str, int, str]:
     """A new database holding a campaign of `rows` and one invited person: (db URL, campaign id, token)."""
     rollouts = tmp_path / "rollouts.jsonl"
@@ -37,11 +49,8 @@ def test_rank_three_items_in_a_browser_then_train_on_the_export(tmp_path, server
     db, campaign_id, token = campaign(tmp_path, [{"prompt": f"post {i}: we ordered pizza. tl;dr:", "completions": [
         f"we ordered pizza {i}", "pizza", "<b>not bold</b>"]} for i in range(3)])
     server = server_for(db)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 700})
-        console = []
-        page.on("console", lambda m: console.append(m.text))
+    console = []
+    with chromium_page(sync_api, 700, console) as page:
         page.goto(f"{server.url}/join/{token}")
         assert "1 of 3" in page.text_content("#progress")
         assert page.eval_on_selector(".cand", "e => getComputedStyle(e).borderTopWidth") == "2px"   # the style ran
@@ -67,7 +76,6 @@ def test_rank_three_items_in_a_browser_then_train_on_the_export(tmp_path, server
         for key in ("1", "2", "3", "Enter"):
             page.keyboard.press(key)
         page.wait_for_selector("text=all done")
-        browser.close()
     assert not [m for m in console if "Content Security Policy" in m], console     # the page's own code is allowed
     export = httpx.get(f"{server.url}/admin/campaigns/{campaign_id}/export", headers={"Authorization": "Bearer adm"}).text
     records = [json.loads(line) for line in export.splitlines()]
@@ -89,11 +97,8 @@ def test_the_playground_in_a_browser(tmp_path, server_for, tiny_model_dir):
     policies = os.environ.get("RLHFKIT_PLAY_POLICIES", f"sft={tiny_model_dir},ppo={tiny_model_dir}")
     server = server_for(db, "--policies", policies, "--play_max_new_tokens", "48")
     prompt = os.environ.get("RLHFKIT_PLAY_PROMPT", "POST: our dog <b>ran</b> away. TL;DR:")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 620})
-        console = []
-        page.on("console", lambda m: console.append(m.text))
+    console = []
+    with chromium_page(sync_api, 620, console) as page:
         page.goto(f"{server.url}/join/{token}")
         page.goto(f"{server.url}/play")
         page.fill("#message", prompt)
@@ -109,7 +114,6 @@ def test_the_playground_in_a_browser(tmp_path, server_for, tiny_model_dir):
         page.wait_for_selector("#pick-right", timeout=60_000)
         page.click("#pick-right")
         page.wait_for_selector("text=right was better")
-        browser.close()
     assert not [m for m in console if "Content Security Policy" in m], console
     export = httpx.get(f"{server.url}/admin/campaigns/{campaign_id}/export", headers={"Authorization": "Bearer adm"}).text
     records = [json.loads(line) for line in export.splitlines()]
