@@ -94,27 +94,16 @@ def load_judge(spec: str) -> Judge:
 
 
 def answers_of(name: str, path: str, prompts: list[str], cfg: EvalConfig, kl_ref, ref_tokenizer) -> dict:
-    """One policy's answers to the prompts: texts, token lengths, ended flags, per-prompt KL (or None)."""
-    from rlhfkit.evaluate.run import sample_policy
+    """One policy's answers to the prompts: texts, token lengths, ended flags, per-prompt KL (or None);
+    a JSONL file's ("prompt", "completion", optional "ended" and "kl_to_sft") as the built-in world reads them."""
+    from rlhfkit.evaluate.run import sample_policy, written_answers
     from rlhfkit.models.lm import load_causal_lm
     if path.endswith(".jsonl"):
-        return written(path, prompts, ref_tokenizer)
-    model, tokenizer = load_causal_lm(path)
-    texts, lengths, ended, kls = sample_policy(model, tokenizer, prompts, cfg.sample, kl_ref, desc=f"eval {name}")
+        texts, lengths, ended, kls = written_answers(path, prompts, ref_tokenizer, which="prompt of --prompts")
+    else:
+        model, tokenizer = load_causal_lm(path)
+        texts, lengths, ended, kls = sample_policy(model, tokenizer, prompts, cfg.sample, kl_ref, desc=f"eval {name}")
     return {"texts": texts, "lengths": lengths, "ended": ended, "kls": kls}
-
-
-def written(path: str, prompts: list[str], tokenizer) -> dict:
-    """A JSONL file's answers ("prompt", "completion", optional "ended"), in the prompts' order."""
-    if tokenizer is None:
-        raise DataError(f"{path}: a policy given as a file needs --kl_ref (its tokenizer counts the lengths)")
-    by_prompt = {text_field(r, "prompt", w): (r, w) for w, r in read_records(path)}
-    missing = next((i for i, p in enumerate(prompts) if p not in by_prompt), None)
-    if missing is not None:
-        raise DataError(f"{path}: no record for prompt {missing + 1} of the prompts file")
-    texts = [text_field(by_prompt[p][0], "completion", by_prompt[p][1], allow_empty=True) for p in prompts]
-    return {"texts": texts, "lengths": [len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts],
-            "ended": [bool(by_prompt[p][0].get("ended", True)) for p in prompts], "kls": None}
 
 
 def judged(prompts: list[str], answers: dict, baseline: list[str], judge: Judge, bootstrap: int) -> dict:

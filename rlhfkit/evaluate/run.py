@@ -74,19 +74,20 @@ def evaluate_texts(posts: list[Post], texts: list[str], refs: list[float], seed:
     }
 
 
-def written_answers(path: str, posts: list[Post], tokenizer) -> tuple[list[str], list[int], list[bool], list | None]:
-    """A JSONL file's answers to the test prompts, in the posts' order; an error names a missing prompt."""
+def written_answers(path: str, prompts: list[str], tokenizer,
+                    which: str = "test prompt") -> tuple[list[str], list[int], list[bool], list | None]:
+    """A JSONL file's answers to the prompts, in their order; an error names the missing `which`."""
     if tokenizer is None:
         raise DataError(f"{path}: a policy given as a file needs --kl_ref (its tokenizer counts the lengths)")
     by_prompt = {}
     for where, record in read_records(path):
         by_prompt[text_field(record, "prompt", where)] = (record, where)
     texts, lengths, ended, kls = [], [], [], []
-    for i, post in enumerate(posts):
-        if post.prompt not in by_prompt:
-            raise DataError(f"{path}: no record for test prompt {i + 1} (the file must answer the first "
-                            f"{len(posts)} test prompts)")
-        record, where = by_prompt[post.prompt]
+    for i, prompt in enumerate(prompts):
+        if prompt not in by_prompt:
+            raise DataError(f"{path}: no record for {which} {i + 1} (the file must answer the first "
+                            f"{len(prompts)} {which}s)")
+        record, where = by_prompt[prompt]
         texts.append(text_field(record, "completion", where, allow_empty=True))
         lengths.append(len(tokenizer(texts[-1], add_special_tokens=False)["input_ids"]) + 1)   # + EOS
         ended.append(bool(record.get("ended", True)))
@@ -97,7 +98,7 @@ def written_answers(path: str, posts: list[Post], tokenizer) -> tuple[list[str],
 def evaluate_policy(name: str, path: str, posts: list[Post], refs: list[float], task: TaskConfig,
                     sample: SampleConfig, bootstrap: int, kl_ref, ref_tokenizer) -> tuple[dict, list[str]]:
     if path.endswith(".jsonl"):
-        texts, lengths, ended, kls = written_answers(path, posts, ref_tokenizer)
+        texts, lengths, ended, kls = written_answers(path, [p.prompt for p in posts], ref_tokenizer)
     else:
         model, tokenizer = load_causal_lm(path)
         texts, lengths, ended, kls = sample_policy(model, tokenizer, [p.prompt for p in posts], sample, kl_ref,
