@@ -292,6 +292,12 @@ def test_sweep_over_budgets_from_a_finished_demo(tiny_model_dir, tmp_path):
     one = next(r for r in results["rows"] if (r["method"], r["samples"]) == ("ppo", 16))
     assert ppo16["winrate"]["mean"] == pytest.approx(one["winrate"]["mean"] + 0.05)
     assert "(seed0, seed1)" in (tmp_path / "sweep" / "report.md").read_text()
+    # seed 1's methods all moved by the same amount: their paired difference is seed 0's, with no width
+    rsft_ppo = next(d["winrate"] for d in both["differences"] if (d["a"], d["b"], d["samples"]) == ("rsft", "ppo", 32))
+    at32 = {r["method"]: r["winrate"]["mean"] for r in results["rows"] if r["samples"] == 32}
+    assert rsft_ppo["mean"] == pytest.approx(at32["rsft"] - at32["ppo"])
+    assert rsft_ppo["ci_high"] - rsft_ppo["ci_low"] == pytest.approx(0, abs=1e-9)
+    assert "| rsft - ppo | 32 |" in (tmp_path / "sweep" / "report.md").read_text()
     # another option is another job: refused in one line before anything trains
     proc = rlhfkit(*args, "--bon_n", "2", check=False)
     assert proc.returncode == 2 and "belongs to another job (config.bon_n differ)" in proc.stderr

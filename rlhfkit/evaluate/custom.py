@@ -31,7 +31,7 @@ from rlhfkit.config import EvalConfig, parse_policies, to_dict
 from rlhfkit.data.records import Comparison, DataError, read_records, text_field
 from rlhfkit.errors import InputError
 from rlhfkit.evaluate.metrics import bootstrap_ci, rate, win_outcomes
-from rlhfkit.evaluate.report import fmt, md_table, write_atomic
+from rlhfkit.evaluate.report import fmt, fmt_ci, md_table, write_atomic
 
 # (prompts, answers, baseline answers) -> (scores of the answers, win values against the baseline)
 Judge = Callable[[list[str], list[str], list[str]], tuple[list[float], list[float]]]
@@ -134,13 +134,9 @@ def run_custom(cfg: EvalConfig) -> dict:
     return results
 
 
-def _ci(x: dict) -> str:
-    return f"{fmt(x['mean'])} [{fmt(x['ci_low'])}, {fmt(x['ci_high'])}]"
-
-
 def report(results: dict) -> str:
     task = results["task"]
-    rows = [[name, _ci(m["score_mean"]), _ci(m["winrate_vs_baseline"]), fmt(m["kl_to_ref"], 2),
+    rows = [[name, fmt_ci(m["score_mean"]), fmt_ci(m["winrate_vs_baseline"]), fmt(m["kl_to_ref"], 2),
              fmt(m["length_mean"], 1), fmt(m["no_eos"], 2), str(m["n_prompts"])]
             for name, m in results["methods"].items()]
     header = ["policy", "mean score [95% CI]", f"win rate vs {task['baseline']} [95% CI]", "KL to --kl_ref",

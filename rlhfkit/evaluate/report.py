@@ -16,6 +16,15 @@ def fmt(x, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def fmt_ci(x: dict | None, digits: int = 3) -> str:
+    """A mean with its 95% interval in brackets; the mean alone where there is no interval (one seed)."""
+    if x is None:
+        return "-"
+    if x["ci_low"] is None:
+        return fmt(x["mean"], digits)
+    return f"{fmt(x['mean'], digits)} [{fmt(x['ci_low'], digits)}, {fmt(x['ci_high'], digits)}]"
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -26,7 +35,7 @@ def methods_rows(methods: dict) -> list[list[str]]:
     rows = []
     for name, m in methods.items():
         w, f = m["winrate_vs_reference"], m["failure_rates"]
-        rows.append([name, f"{fmt(w['mean'])} [{fmt(w['ci_low'])}, {fmt(w['ci_high'])}]",
+        rows.append([name, fmt_ci(w),
                      fmt(m["gold_score_mean"]), fmt(m["kl_to_sft"], 2), fmt(m["length_mean"], 1),
                      fmt(f["omission"], 2), fmt(f["contradiction"], 2), fmt(f["invention"], 2),
                      fmt(f["no_eos"], 2), str(m["n_prompts"])])
@@ -82,7 +91,7 @@ def gold_rows(methods: dict) -> list[list[str]]:
             m, w = methods[name], methods[name]["winrate_vs_reference"]
             rows.append([name, "gold judge" if name.startswith("gold_") else "reward model",
                          f"{m['budget']['samples']:,.0f}" if "samples" in m.get("budget", {}) else "-",
-                         f"{fmt(w['mean'])} [{fmt(w['ci_low'])}, {fmt(w['ci_high'])}]",
+                         fmt_ci(w),
                          fmt(m["gold_score_mean"]), fmt(m["kl_to_sft"], 2)])
     return rows
 

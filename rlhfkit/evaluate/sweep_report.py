@@ -6,26 +6,25 @@ import math
 from pathlib import Path
 
 from rlhfkit.evaluate.probes import gao_penalty
-from rlhfkit.evaluate.report import fmt, md_table, write_atomic
+from rlhfkit.evaluate.report import fmt, fmt_ci, md_table, write_atomic
 
 SWEEP_HEADER = ["method", "reward-scored samples", "win rate vs reference [95% CI]", "gold score [95% CI]",
                 "KL to SFT (nats)", "contradiction"]
 BON_HEADER = ["n (samples per query)", "KL to SFT (nats)", "gold score, reward model picks",
               "gold score, gold judge picks"]
+DIFF_HEADER = ["a minus b", "reward-scored samples", "win rate difference [95% CI]", "gold score difference [95% CI]"]
 FIT_HEADER = ["method", "form", "alpha", "beta", "R^2", "points"]
 FORMS = {"bon": "d (alpha - beta d)", "ppo": "d (alpha - beta log d)", "gold_ppo": "d (alpha - beta log d)",
          "rsft": "d (alpha - beta log d)"}
 
 
-def _ci(x: dict, digits: int = 3) -> str:
-    if x["ci_low"] is None:
-        return fmt(x["mean"], digits)
-    return f"{fmt(x['mean'], digits)} [{fmt(x['ci_low'], digits)}, {fmt(x['ci_high'], digits)}]"
-
-
 def sweep_rows(results: dict) -> list[list[str]]:
-    return [[r["method"], f"{r['samples']:,}" if r["samples"] else "-", _ci(r["winrate"]), _ci(r["gold"]),
+    return [[r["method"], f"{r['samples']:,}" if r["samples"] else "-", fmt_ci(r["winrate"]), fmt_ci(r["gold"]),
              fmt(r["kl"], 2), fmt(r["contradiction"], 2)] for r in results["rows"]]
+
+
+def diff_row(d: dict) -> list[str]:
+    return [f"{d['a']} - {d['b']}", f"{d['samples']:,}", fmt_ci(d["winrate"]), fmt_ci(d["gold"])]
 
 
 def write_sweep_report(out: Path, results: dict) -> None:
@@ -38,6 +37,9 @@ def write_sweep_report(out: Path, results: dict) -> None:
              "rsft@N is a run of N samples; gold_ppo's reward is the gold judge itself (the upper bound).",
              "![gold score against KL](sweep.png)",
              "## Each method at each budget", md_table(SWEEP_HEADER, sweep_rows(results))]
+    if results.get("differences"):
+        parts += ["## Paired differences (each seed's a minus its b, then over seeds)",
+                  md_table(DIFF_HEADER, [diff_row(d) for d in results["differences"]])]
     if results.get("bon_curve"):
         parts += ["## Best-of-n on the test prompts (an inference-time method: n samples per query)",
                   f"{100 * results['oracle_share']:.1f}% of these SFT samples reach the oracle summary's gold score.",

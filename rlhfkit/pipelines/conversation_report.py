@@ -9,6 +9,7 @@ from pathlib import Path
 from rlhfkit.config import ConversationDemoConfig
 from rlhfkit.config.report import CONVERSATION_RL, CONVERSATION_SL, TURN_SL
 from rlhfkit.evaluate.metrics import bootstrap_ci, rate, seed_interval, win_outcomes
+from rlhfkit.evaluate.report import fmt_ci, md_table
 from rlhfkit.models.hub import write_json_atomic as write_json
 
 FAMILY = {**{m: "per-turn SL" for m in TURN_SL}, **{m: "conversation SL" for m in CONVERSATION_SL},
@@ -177,17 +178,8 @@ def rl_beats_sl(dose: dict) -> dict:
 
 
 # ---- report.md -----------------------------------------------------------------------------------
-def _ci(x: dict | None) -> str:
-    return "-" if x is None else f"{x['mean']:.3f} [{x['ci_low']:.3f}, {x['ci_high']:.3f}]"
-
-
 def _f(x, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def _budget(row: dict) -> str:
@@ -197,7 +189,7 @@ def _budget(row: dict) -> str:
 
 
 def method_rows(methods: dict) -> list[list[str]]:
-    return [[name, row["family"], _ci(row["gold_return"]), _ci(row["winrate_vs_reference"]),
+    return [[name, row["family"], fmt_ci(row["gold_return"]), fmt_ci(row["winrate_vs_reference"]),
              _f(row["turn_reward_sum"]), _f(row["turns"], 1), _f(row["told"], 1), _f(row["answered"]),
              _f(row["kl_to_sft"]), _budget(row)] for name, row in methods.items()]
 
@@ -215,15 +207,15 @@ def write_markdown(path: Path, results: dict) -> None:
               "budget"]
     for e in doses:
         d = dose[e]
-        lines += [f"## E = {e}", "", _table(header, method_rows(d["methods"])), "",
+        lines += [f"## E = {e}", "", md_table(header, method_rows(d["methods"])), "",
                   f"The thorough assistant's R: {d['reference_gold_return']:.3f}. Reward models' held-out pair "
                   "accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in d["reward_models"].items()) + ".", "",
                   "Selection ceiling (gold best-of-n over SFT conversations): " +
                   ", ".join(f"n={c['n']}: {c['gold_return']:.3f}" for c in d["ceiling"]) + ".", ""]
     if len(doses) > 1:
         names = list(dose[doses[0]]["methods"])
-        lines += ["## Dose response (R)", "", _table(["method"] + [f"E={e}" for e in doses],
-                  [[n] + [_ci(dose[e]["methods"][n]["gold_return"]) if n in dose[e]["methods"] else "-"
+        lines += ["## Dose response (R)", "", md_table(["method"] + [f"E={e}" for e in doses],
+                  [[n] + [fmt_ci(dose[e]["methods"][n]["gold_return"]) if n in dose[e]["methods"] else "-"
                           for e in doses] for n in names]), "", "![R against E](dose.png)", ""]
         _dose_plot(path.parent / "dose.png", dose, doses, names)
     lines += ["## Claims", ""]

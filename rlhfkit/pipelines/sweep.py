@@ -11,8 +11,9 @@ For each seed of the demo, from its SFT policy and reward model:
               model and by the gold judge (the selection ceiling); n samples per query
 
 then every policy on the demo's held-out prompts. The report gives win rate, gold score and KL at
-each budget (mean and 95% CI over seeds) and Gao et al. (2022)'s forms fitted to gold gain
-against KL for ppo, gold_ppo, rsft and best-of-n.
+each budget (mean and 95% CI over seeds), each pair of trained methods' difference seed by seed
+(with its CI), and Gao et al. (2022)'s forms fitted to gold gain against KL for ppo, gold_ppo, rsft
+and best-of-n.
 
     rlhfkit demo --out runs/demo --seeds 3
     rlhfkit sweep --demo runs/demo --seeds 3 --samples 2560,7680,30720 --out runs/sweep
@@ -146,6 +147,27 @@ def interval(values: list[float]) -> dict:
     return {"mean": values[0], "ci_low": None, "ci_high": None}
 
 
+# method pairs compared seed by seed at each budget both ran: (a, b) reads "a minus b"
+PAIRS = (("rsft", "ppo"), ("gold_ppo", "ppo"), ("gold_ppo", "rsft"))
+
+
+def paired_differences(per_seed: list[dict]) -> list[dict]:
+    """Win rate and gold score of a minus b, per seed, then mean and CI over seeds: a paired test,
+    tighter than comparing the two methods' intervals when seeds move both the same way."""
+    rows = []
+    methods = per_seed[0]["methods"]
+    for a, b in PAIRS:
+        budgets = sorted({int(n.partition("@")[2]) for n in methods if n.startswith(a + "@")}
+                         & {int(n.partition("@")[2]) for n in methods if n.startswith(b + "@")})
+        for n in budgets:
+            runs = [(r["methods"][f"{a}@{n}"], r["methods"][f"{b}@{n}"]) for r in per_seed]
+            rows.append({"a": a, "b": b, "samples": n,
+                         "winrate": interval([x["winrate_vs_reference"]["mean"] - y["winrate_vs_reference"]["mean"]
+                                              for x, y in runs]),
+                         "gold": interval([x["gold_score_mean"] - y["gold_score_mean"] for x, y in runs])})
+    return rows
+
+
 def aggregate(per_seed: list[dict]) -> dict:
     """Per method and budget: win rate and gold score (mean, CI over seeds), KL; best-of-n's curve;
     Gao et al.'s forms fitted to gold gain over SFT against KL."""
@@ -165,7 +187,8 @@ def aggregate(per_seed: list[dict]) -> dict:
                   for r in per_seed for n, m in r["methods"].items() if n.startswith(method + "@")]
         if points:
             fits[method] = probes.fit_gao(points, "rl")
-    out = {"rows": rows, "sft_gold": sft_gold, "fits": fits, "seeds": len(per_seed)}
+    out = {"rows": rows, "differences": paired_differences(per_seed), "sft_gold": sft_gold, "fits": fits,
+           "seeds": len(per_seed)}
     if "bon_curve" in per_seed[0]:
         curve = mean_tree([r["bon_curve"] for r in per_seed])
         out["bon_curve"] = curve
