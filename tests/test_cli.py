@@ -258,14 +258,22 @@ def test_sweep_over_budgets_from_a_finished_demo(tiny_model_dir, tmp_path):
     args = ["sweep", "--demo", demo, "--out", tmp_path / "sweep", "--seeds", "1", "--samples", "16,32",
             "--rl.prompts_per_step", "8", "--rl.minibatch_size", "4", "--rl.warmup_steps", "1", "--bon_n", "4",
             "--sample_n", "2", "--rsft_rounds", "2", "--sl.epochs", "0.5"]
+    # gold_ppo in a sweep of its own, then joined to the others' report seed by seed
+    rlhfkit(*args[:4], tmp_path / "gold", *args[5:], "--methods", "gold_ppo")
+    args += ["--methods", "bon,rsft,ppo", "--join", tmp_path / "gold"]
     rlhfkit(*args)
     results = json.loads((tmp_path / "sweep" / "results.json").read_text())
     rows = {(r["method"], r["samples"]) for r in results["rows"]}
     assert rows == {("sft", 0)} | {(m, n) for m in ("ppo", "gold_ppo", "rsft") for n in (16, 32)}
+    gold_alone = json.loads((tmp_path / "gold" / "results.json").read_text())
+    assert [r for r in results["rows"] if r["method"] == "gold_ppo"] == \
+        [r for r in gold_alone["rows"] if r["method"] == "gold_ppo"]
+    assert {(d["a"], d["b"]) for d in results["differences"]} == {("rsft", "ppo"), ("gold_ppo", "ppo"),
+                                                                  ("gold_ppo", "rsft")}
     seed0 = tmp_path / "sweep" / "seed0"
     # one PPO run per reward, kept after 2 and 4 iterations of 8 episodes; the gold run's reward is the judge's score
     assert (seed0 / "ppo" / "at2" / "model").is_dir() and (seed0 / "ppo" / "at4" / "model").is_dir()
-    gold_log = [json.loads(line) for line in (seed0 / "gold_ppo" / "log.jsonl").open()]
+    gold_log = [json.loads(line) for line in (tmp_path / "gold" / "seed0" / "gold_ppo" / "log.jsonl").open()]
     assert len(gold_log) == 4 and all(row["score"] == pytest.approx(row["gold"], abs=1e-5) for row in gold_log)
     assert {json.loads(line)["lr"] for line in (seed0 / "ppo" / "log.jsonl").open()} == {5e-4}   # no decay
     kept = [json.loads(line) for line in (seed0 / "rsft32" / "round1" / "selected.jsonl").open()]
@@ -285,7 +293,10 @@ def test_sweep_over_budgets_from_a_finished_demo(tiny_model_dir, tmp_path):
         m["winrate_vs_reference"]["mean"] += 0.1
     (tmp_path / "sweep" / "seed1").mkdir()
     (tmp_path / "sweep" / "seed1" / "job.json").write_text(json.dumps(record))
-    rlhfkit(*args[:5], "--seeds", "2", "--only_seed", "0", *args[7:])
+    # the joined sweep has no seed 1: refused in one line, then reported without it
+    proc = rlhfkit(*args[:5], "--seeds", "2", "--only_seed", "0", *args[7:], check=False)
+    assert proc.returncode == 2 and "seed 1 is not finished there" in proc.stderr.strip().splitlines()[-1]
+    rlhfkit(*args[:5], "--seeds", "2", "--only_seed", "0", *args[7:-2])
     both = json.loads((tmp_path / "sweep" / "results.json").read_text())
     assert both["seeds"] == 2 and both["seed_list"] == [0, 1]
     ppo16 = next(r for r in both["rows"] if (r["method"], r["samples"]) == ("ppo", 16))

@@ -278,6 +278,9 @@ class SweepConfig:
                                           "each (its lr constant after the warm-up, so each is that budget's run)")
     methods: str = opt(",".join(SWEEP_METHODS), "from " + ", ".join(SWEEP_METHODS) + " (gold_ppo: ppo with the gold "
                                                 "judge as its reward, the upper bound)")
+    join: str = opt("", "another sweep's OUT from the same demo (e.g. gold_ppo run there on its own): its methods "
+                        "join this report seed by seed, so the paired differences cover both; it must have finished "
+                        "every seed reported here. Empty: none")
     bon_n: int = opt(64, "best-of-n's largest n, on the test prompts (the curve at n = 1, 2, 4, ...)", ge=1)
     sample_n: int = opt(8, "answers sampled per prompt for rsft", ge=1)
     rsft_rounds: int = opt(2, "rejection-sampling rounds", ge=1)

@@ -20,7 +20,8 @@ and best-of-n.
 
 Each seed is a job (OUT/seed<i>/job.json holds its results): `--only_seed i` runs one seed, in its
 own process or on another machine whose OUT/seed<i>/job.json is copied back, and the report covers
-every seed finished so far.
+every seed finished so far. `--join OTHER` adds the methods of another sweep from the same demo
+(gold_ppo run on its own, say) to each seed's, so the report pairs them seed by seed.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from rlhfkit.tasks.tldr import oracle
 from rlhfkit.tasks.tldr.world import make_split
 from rlhfkit.train import best_of_n as bon
 from rlhfkit.train import rejection, rl
-from rlhfkit.train.job import Job, without_ignored
+from rlhfkit.train.job import Job, differences, without_ignored
 
 # the demo's options that shape what the sweep starts from and evaluates on
 START_FIELDS = ("base_model", "task", "sft", "label_budget", "label_k", "label_temperature", "rm", "rm_readout",
@@ -118,7 +119,7 @@ def seed_job(cfg: SweepConfig, seed: int, d: Path, demo_config: dict) -> Job:
     """One seed's sweep as a job: the sweep's options, the seed and the demo's config (what made its
     SFT policy and reward model) identify it, so its results can be finished in another process or
     on another machine and copied in."""
-    return Job.begin("sweep", replace(cfg, only_seed=-1, seeds=1, demo=""), out=d,
+    return Job.begin("sweep", replace(cfg, only_seed=-1, seeds=1, demo="", join=""), out=d,
                      extra={"seed": seed, "demo": demo_config})
 
 
@@ -138,6 +139,39 @@ def finished_elsewhere(cfg: SweepConfig, out: Path, demo_config: dict, skip: set
     another job's are refused."""
     return {s: job.result for s in range(cfg.seeds) if s not in skip and (out / f"seed{s}" / "job.json").is_file()
             and (job := seed_job(cfg, s, out / f"seed{s}", demo_config)).result is not None}
+
+
+def same_evaluation(a: dict | None, b: dict) -> bool:
+    """Whether two evaluations of one policy drew the same answers: their win rate and gold score
+    agree (a KL of a policy to itself is rounding noise, so it is left out)."""
+    return a is not None and a["winrate_vs_reference"] == b["winrate_vs_reference"] and \
+        abs(a["gold_score_mean"] - b["gold_score_mean"]) < 1e-9
+
+
+def joined(done: dict[int, dict], other: Path, demo_config: dict) -> dict[int, dict]:
+    """Each seed's results with the methods another sweep from the same demo trained at that seed
+    (this sweep's own win where both have one). Both evaluated on the demo's held-out prompts with
+    the same draws, so their SFT rows must agree: one that does not was evaluated otherwise."""
+    out = {}
+    for seed, results in done.items():
+        path = other / f"seed{seed}" / "job.json"
+        try:
+            record = json.loads(path.read_text())
+            theirs, fingerprint = record["result"]["methods"], record["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(f"sweep: --join {other}: seed {seed} is not finished there ({path}); finish it, or "
+                             f"report without --join") from None
+        diff = differences(without_ignored(fingerprint.get("demo") or {}),
+                           without_ignored(json.loads(json.dumps(demo_config))))
+        if diff or fingerprint.get("seed") != seed:
+            why = ", ".join(diff[:4]) + " differ" if diff else f"its seed is {fingerprint.get('seed')}"
+            raise InputError(f"sweep: --join {path} did not start from this sweep's demo seed {seed} ({why})")
+        if not same_evaluation(theirs.get("sft"), results["methods"]["sft"]):
+            raise InputError(f"sweep: --join {path}: its SFT evaluation differs from this sweep's (another "
+                             f"rlhfkit or other eval settings), so its methods do not compare with these")
+        out[seed] = results | {"methods": results["methods"] | {k: v for k, v in theirs.items()
+                                                                if k not in results["methods"]}}
+    return out
 
 
 def interval(values: list[float]) -> dict:
@@ -213,6 +247,8 @@ def run(cfg: SweepConfig) -> dict:
                          f"{cfg.seeds}")
     done = {s: seed_results(cfg, s, demo, out, settings) for s in to_run}
     done = dict(sorted((done | finished_elsewhere(cfg, out, settings[3], set(done))).items()))
+    if cfg.join:
+        done = joined(done, Path(cfg.join), settings[3])
     results = aggregate(list(done.values())) | {"seed_list": list(done), "config": to_dict(cfg),
                                                 "wall_time_s": round(time.time() - t0, 1)}
     tmp = out / f"results.json.{os.getpid()}.tmp"      # seeds finishing in several processes at once

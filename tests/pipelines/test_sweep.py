@@ -1,7 +1,12 @@
-"""The sweep's paired differences between methods, against hand-computed values."""
+"""The sweep's paired differences between methods, against hand-computed values, and another
+sweep's methods joined seed by seed."""
+import json
+from pathlib import Path
+
 import pytest
 
-from rlhfkit.pipelines.sweep import paired_differences
+from rlhfkit.errors import InputError
+from rlhfkit.pipelines.sweep import joined, paired_differences
 
 
 def _seed(rsft: float, ppo: float, gold: float) -> dict:
@@ -26,3 +31,32 @@ def test_each_pair_is_differenced_seed_by_seed_at_the_budgets_both_ran():
 def test_one_seed_gives_the_difference_without_an_interval():
     rows = paired_differences([_seed(0.60, 0.50, 0.70)])
     assert rows[0]["winrate"] == {"mean": pytest.approx(0.10), "ci_low": None, "ci_high": None}
+
+
+def _record(tmp_path, name: str, seed: int, methods: dict, demo: dict) -> Path:
+    d = tmp_path / name / f"seed{seed}"
+    d.mkdir(parents=True)
+    (d / "job.json").write_text(json.dumps({"fingerprint": {"stage": "sweep", "seed": seed, "demo": demo},
+                                            "result": {"methods": methods}}))
+    return tmp_path / name
+
+
+def test_another_sweeps_methods_join_seed_by_seed_and_a_foreign_one_is_refused(tmp_path):
+    demo = {"sft": {"lr": 1e-4, "threads": 2}, "label_budget": 100}
+    own = _seed(0.60, 0.50, 0.70)["methods"]
+    del own["gold_ppo@100"]
+    gold = {"sft": own["sft"], "gold_ppo@100": {"winrate_vs_reference": {"mean": 0.8}, "gold_score_mean": 3.0},
+            "ppo@100": {"winrate_vs_reference": {"mean": 0.0}, "gold_score_mean": 0.0}}
+    # a field that changes no result (threads) may differ between the two
+    other = _record(tmp_path, "gold", 0, gold, demo | {"sft": {"lr": 1e-4, "threads": 1}})
+    both = joined({0: {"methods": own, "bon_curve": []}}, other, demo)[0]
+    assert list(both["methods"]) == [*own, "gold_ppo@100"] and both["bon_curve"] == []
+    assert both["methods"]["ppo@100"] == own["ppo@100"]          # this sweep's own row wins
+    with pytest.raises(InputError, match=r"seed 1 is not finished there"):
+        joined({1: {"methods": own}}, other, demo)
+    foreign = _record(tmp_path, "foreign", 0, gold, demo | {"label_budget": 200})
+    with pytest.raises(InputError, match=r"did not start from this sweep's demo seed 0 \(label_budget differ\)"):
+        joined({0: {"methods": own}}, foreign, demo)
+    shifted = gold | {"sft": {"winrate_vs_reference": {"mean": 0.41}, "gold_score_mean": 1.8}}
+    with pytest.raises(InputError, match=r"its SFT evaluation differs"):
+        joined({0: {"methods": own}}, _record(tmp_path, "shifted", 0, shifted, demo), demo)
