@@ -161,8 +161,7 @@ def joined(done: dict[int, dict], other: Path, demo_config: dict) -> dict[int, d
         except (OSError, ValueError, KeyError, TypeError):
             raise InputError(f"sweep: --join {other}: seed {seed} is not finished there ({path}); finish it, or "
                              f"report without --join") from None
-        diff = differences(without_ignored(fingerprint.get("demo") or {}),
-                           without_ignored(json.loads(json.dumps(demo_config))))
+        diff = differences(without_ignored(fingerprint.get("demo") or {}), demo_config)
         if diff or fingerprint.get("seed") != seed:
             why = ", ".join(diff[:4]) + " differ" if diff else f"its seed is {fingerprint.get('seed')}"
             raise InputError(f"sweep: --join {path} did not start from this sweep's demo seed {seed} ({why})")

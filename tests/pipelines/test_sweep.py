@@ -42,12 +42,12 @@ def _record(tmp_path, name: str, seed: int, methods: dict, demo: dict) -> Path:
 
 
 def test_another_sweeps_methods_join_seed_by_seed_and_a_foreign_one_is_refused(tmp_path):
-    demo = {"sft": {"lr": 1e-4, "threads": 2}, "label_budget": 100}
+    demo = {"sft": {"lr": 1e-4}, "label_budget": 100}       # as demo_settings gives it: ignored fields dropped
     own = _seed(0.60, 0.50, 0.70)["methods"]
     del own["gold_ppo@100"]
     gold = {"sft": own["sft"], "gold_ppo@100": {"winrate_vs_reference": {"mean": 0.8}, "gold_score_mean": 3.0},
             "ppo@100": {"winrate_vs_reference": {"mean": 0.0}, "gold_score_mean": 0.0}}
-    # a field that changes no result (threads) may differ between the two
+    # a record may hold a field that changes no result (threads): it is not a difference
     other = _record(tmp_path, "gold", 0, gold, demo | {"sft": {"lr": 1e-4, "threads": 1}})
     both = joined({0: {"methods": own, "bon_curve": []}}, other, demo)[0]
     assert list(both["methods"]) == [*own, "gold_ppo@100"] and both["bon_curve"] == []
